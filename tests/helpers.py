@@ -1,0 +1,102 @@
+"""Test helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+
+from segforget.cli import main
+
+
+@dataclass
+class CliResult:
+    """Outcome of one in-process ``segforget`` invocation."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: list[str]) -> CliResult:
+    """Run ``segforget ARGS`` in this process and capture exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return CliResult(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def assert_user_error(result: CliResult, *fragments: str) -> None:
+    """A user error: exit code 2, one line on stderr containing every fragment, no traceback."""
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), (fragment, lines[0])
+
+
+def _gloo_entry(rank, world, port, queue, file_path, func_name, args):  # pragma: no cover
+    import importlib.util
+    import traceback
+
+    import torch.distributed as dist
+
+    try:
+        spec = importlib.util.spec_from_file_location(f"_dist_module_{rank}", file_path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        dist.init_process_group(
+            "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        )
+        try:
+            queue.put((rank, "ok", getattr(module, func_name)(rank, world, *args)))
+        finally:
+            dist.destroy_process_group()
+    except BaseException:
+        queue.put((rank, "error", traceback.format_exc()))
+
+
+def run_gloo(func, world_size: int = 2, *args, timeout: float = 120.0) -> list:
+    """Run ``func(rank, world_size, *args)`` in ``world_size`` spawned processes under gloo.
+
+    ``func`` must be a module-level function of a test file (the child loads that file by path).
+    Returns the results ordered by rank; a failure in any rank raises with its traceback.
+    """
+    import inspect
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    file_path = inspect.getsourcefile(func)
+    procs = [
+        ctx.Process(
+            target=_gloo_entry,
+            args=(rank, world_size, port, queue, file_path, func.__name__, args),
+        )
+        for rank in range(world_size)
+    ]
+    for proc in procs:
+        proc.start()
+    results: dict[int, object] = {}
+    try:
+        for _ in procs:
+            rank, status, value = queue.get(timeout=timeout)
+            if status != "ok":
+                raise RuntimeError(f"rank {rank} failed:\n{value}")
+            results[rank] = value
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    return [results[rank] for rank in range(world_size)]
