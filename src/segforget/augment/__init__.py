@@ -1,0 +1,1 @@
+"""Forgetting-aware training methods."""
