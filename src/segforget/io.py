@@ -8,9 +8,13 @@ atomic on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +27,14 @@ __all__ = [
     "atomic_path",
     "atomic_directory",
     "to_jsonable",
+    "is_temporary",
 ]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -33,6 +44,62 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named like a temporary of these helpers (readers must skip it).
+
+    A writer killed mid-write (SIGKILL, power loss) leaves its temporary behind: a hidden name
+    ``.NAME.XXXXXXXX.tmp[.SUFFIX]`` (file or directory) or ``.NAME.old-PID`` (a directory being
+    replaced on systems without an atomic exchange). The target itself is always intact.
+    """
+    name = Path(path).name
+    return name.startswith(".") and (".tmp" in name or ".old-" in name)
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> object | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    function.argtypes += [ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the system or file system cannot, so the caller falls back to two renames.
+    """
+    function = _renameat2()
+    if function is None:
+        return False
+    result = function(  # type: ignore[operator]
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 @contextlib.contextmanager
@@ -53,6 +120,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:
@@ -64,6 +133,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` as a whole when the block succeeds.
+
+    An existing ``path`` is swapped with the new directory in one atomic step where the system
+    supports it (Linux), so a kill at any moment leaves the old or the new directory; elsewhere
+    two renames leave a short window in which the old one sits at ``.NAME.old-PID``.
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
@@ -77,11 +150,15 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
+        os.chmod(tmp, 0o777 & ~_current_umask())
+        if target.exists() and _exchange(tmp, target):
+            # One atomic step; tmp now holds the old directory.
+            _remove(tmp)
+        elif target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
             os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)

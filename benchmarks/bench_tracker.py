@@ -1,0 +1,234 @@
+"""Throughput of ForgettingTracker.update on an F3-sized pixel space, against a naive reference.
+
+F3 training volume, inline view: 401 sections of 255 x 701 pixels (71.7 M pixels); batches of 8
+whole sections in random order, predicted classes and targets as int64 (what argmax and the
+data set give). Measured in one run:
+
+- fast path:    ``tracker.update_blocks(pred, target, offsets)`` (sections are contiguous blocks)
+- update, h-flipped: ``tracker.update`` on horizontally flipped sections (the common
+  augmentation; a CPU tracker detects them as blocks, flips the inputs back, takes the fast path)
+- scatter path: ``tracker.update(pred, target, pixel_index)`` with upside-down sections (not a
+  contiguous run, so the general gather/scatter path runs; same memory access pattern)
+- naive:        four float64 numpy arrays per pixel (previous correctness, previous prediction,
+  forgetting count, switch count) updated with numpy fancy indexing
+Rates are pixels per CPU-second of this process (``time.process_time``; torch and numpy both
+single-threaded), which other processes sharing the cores do not distort; wall-clock rates are
+printed too. On GPU, wall-clock with synchronization.
+
+- the machine's memory copy bandwidth (a large ``np.copyto``; bytes read + written per second),
+  and the fraction of it the update reaches, counting the bytes the update must move: inputs
+  read (prediction + target, 16 B/pixel for int64) + state read and written (2 x 12 B/pixel).
+
+Usage:
+    python benchmarks/bench_tracker.py                 # F3 size, CPU
+    python benchmarks/bench_tracker.py --device cuda   # state on the GPU (naive stays numpy)
+    python benchmarks/bench_tracker.py --sections 40   # smaller, quicker
+    python benchmarks/bench_tracker.py --input-dtype uint8   # one-byte classes and targets
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from segforget.dynamics import ForgettingTracker
+
+
+def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
+    """Bytes read + written per CPU-second by a large memory copy (best of ``repeats``)."""
+    src = np.ones(nbytes, dtype=np.uint8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = min(_cpu_time(lambda: np.copyto(dst, src)) for _ in range(repeats))
+    return 2 * nbytes / best
+
+
+def _cpu_time(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _rates(fn, pixels: int, device: torch.device) -> tuple[float, float]:
+    """Pixels per second of ``fn``: per CPU-second of this process (process_time) and per
+    wall-clock second. On CPU with one thread the CPU-time rate is what an idle machine gives;
+    on GPU only the wall-clock rate is meaningful."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return pixels / (cpu if device.type == "cpu" else wall), pixels / wall
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class NaiveTracker:
+    """The reference: four float64 arrays per pixel, numpy fancy indexing."""
+
+    def __init__(self, num_pixels: int) -> None:
+        # np.full writes every page now, so the timed updates see no first-touch page faults
+        # (the tracker's state is touched the same way, by reset()).
+        self.prev_correct = np.full(num_pixels, 0.0)
+        self.prev_pred = np.full(num_pixels, -1.0)
+        self.forgetting = np.full(num_pixels, 0.0)
+        self.switches = np.full(num_pixels, 0.0)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in vars(self).values())
+
+    def update(self, pred: np.ndarray, target: np.ndarray, index: np.ndarray) -> None:
+        index = index.reshape(-1)
+        pred = pred.reshape(-1)
+        correct = (pred == target.reshape(-1)).astype(np.float64)
+        prev_correct = self.prev_correct[index]
+        self.forgetting[index] += (prev_correct == 1) & (correct == 0)
+        prev_pred = self.prev_pred[index]
+        self.switches[index] += (prev_pred >= 0) & (prev_pred != pred)
+        self.prev_correct[index] = correct
+        self.prev_pred[index] = pred
+
+
+def make_batches(rng, sections: int, height: int, width: int, batch: int, count: int, classes):
+    batches = []
+    for _ in range(count):
+        chosen = rng.choice(sections, size=batch, replace=False)
+        target = torch.as_tensor(rng.integers(0, classes, size=(batch, height, width)))
+        noise = torch.as_tensor(rng.random((batch, height, width)) < 0.2)
+        pred = torch.where(noise, (target + 1) % classes, target)
+        batches.append((chosen, pred, target))
+    return batches
+
+
+def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Tensor:
+    """pixel_index (B, H, W) of whole sections flipped along ``dim`` (-2: upside down, not a
+    contiguous run, so the scatter path runs; -1: horizontal flip, detected as blocks)."""
+    ramp = torch.arange(height * width).view(height, width).flip(dim)
+    return torch.as_tensor(chosen).view(-1, 1, 1) * (height * width) + ramp
+
+
+def bench_tracker(batches, num_pixels: int, args, *, flip: int | None) -> tuple[float, float, int]:
+    """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index."""
+    device = torch.device(args.device)
+    block = args.height * args.width
+    tracker = ForgettingTracker(num_pixels, args.classes, device=device)
+    tracker.reset()  # writes every page of the state once, so timing sees no first-touch faults
+    prepared = []
+    for chosen, pred, target in batches:
+        offsets = [int(c) * block for c in chosen]
+        index = None
+        if flip is not None:
+            index = flipped_index(chosen, args.height, args.width, dim=flip).to(device)
+        if flip == -1:  # the samples themselves are mirrored, like their pixel_index
+            pred, target = pred.flip(-1), target.flip(-1)
+        prepared.append((pred.to(device), target.to(device), offsets, index))
+
+    def run(items) -> None:
+        for pred, target, offsets, index in items:
+            if index is not None:
+                tracker.update(pred, target, index)
+            else:
+                tracker.update_blocks(pred, target, offsets)
+        _sync(device)
+
+    run(prepared[:2])
+    rates = _rates(lambda: run(prepared), len(prepared) * args.batch * block, device)
+    return (*rates, tracker.nbytes)
+
+
+def bench_naive(batches, num_pixels: int, args) -> tuple[float, float, int]:
+    naive = NaiveTracker(num_pixels)
+    numpy_batches = [
+        (pred.numpy(), target.numpy(), flipped_index(chosen, args.height, args.width).numpy())
+        for chosen, pred, target in batches
+    ]
+    naive.update(*numpy_batches[0])
+
+    def run() -> None:
+        for item in numpy_batches:
+            naive.update(*item)
+
+    pixels = len(numpy_batches) * args.batch * args.height * args.width
+    return (*_rates(run, pixels, torch.device("cpu")), naive.nbytes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", type=int, default=401)
+    parser.add_argument("--height", type=int, default=255)
+    parser.add_argument("--width", type=int, default=701)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=25, help="timed batches per method")
+    parser.add_argument("--classes", type=int, default=6)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--input-dtype",
+        default="int64",
+        choices=["int64", "uint8"],
+        help="dtype of predicted classes and targets (int64: what argmax and datasets give)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1, like numpy's single-threaded reference)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    device = torch.device(args.device)
+    height, width, block = args.height, args.width, args.height * args.width
+    num_pixels = args.sections * block
+    rng = np.random.default_rng(args.seed)
+    batches = make_batches(
+        rng, args.sections, height, width, args.batch, args.batches, args.classes
+    )
+    print(
+        f"pixel space {args.sections} x {height} x {width} = {num_pixels / 1e6:.1f} M pixels; "
+        f"batches of {args.batch} sections ({args.batch * block / 1e6:.2f} M pixels); "
+        f"{args.input_dtype} inputs; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads, device {device}"
+    )
+
+    dtype = getattr(torch, args.input_dtype)
+    batches = [(chosen, pred.to(dtype), target.to(dtype)) for chosen, pred, target in batches]
+    results = {
+        "fast path (update_blocks)": bench_tracker(batches, num_pixels, args, flip=None),
+        "update, h-flipped sections": bench_tracker(batches, num_pixels, args, flip=-1),
+        "scatter path (update)": bench_tracker(batches, num_pixels, args, flip=-2),
+    }
+    results["naive numpy (4 x float64)"] = bench_naive(batches, num_pixels, args)
+
+    input_bytes = 2 * torch.empty((), dtype=dtype).element_size()
+    bandwidth = copy_bandwidth()
+    naive_rate = results["naive numpy (4 x float64)"][0]
+    print(
+        f"memory copy bandwidth: {bandwidth / 1e9:.2f} GB/s "
+        "(read + write per CPU-second, np.copyto 256 MB)"
+    )
+    clock = "CPU-s" if device.type == "cpu" else "s"
+    print(
+        f"{'method':28s} {'Mpix/' + clock:>11s} {'Mpix/wall-s':>11s} {'x naive':>8s} "
+        f"{'B/pixel':>8s} {'GB/s moved':>11s} {'of copy bw':>10s}"
+    )
+    for name, (rate, wall_rate, nbytes) in results.items():
+        per_pixel = nbytes / num_pixels
+        traffic = rate * (input_bytes + 2 * per_pixel)
+        print(
+            f"{name:28s} {rate / 1e6:11.1f} {wall_rate / 1e6:11.1f} {rate / naive_rate:8.1f} "
+            f"{per_pixel:8.2f} {traffic / 1e9:11.2f} {traffic / bandwidth:10.1%}"
+        )
+    print(
+        f"(bytes moved = inputs read ({input_bytes} B/pixel) + state read and written "
+        "(2 x B/pixel); ratios and bandwidth use the first rate column)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Per-pixel statistics computed by the tracker, and their zarr store."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segforget.io import atomic_directory, to_jsonable
+
+__all__ = ["ForgettingStats", "STORE_FORMAT", "STORE_FORMAT_VERSION"]
+
+STORE_FORMAT = "segforget.forgetting_stats"
+STORE_FORMAT_VERSION = 1
+"""Version written into every store; a store with another version is refused on load."""
+
+_CHUNK = 1 << 20  # pixels per chunk: about 6 F3 sections, a few MB per array uncompressed
+_HISTORY_PLANE_CHUNK = 8
+_STORED = {
+    "observations": np.int32,
+    "correct": np.int32,
+    "forgetting_events": np.int32,
+    "switch_events": np.int32,
+    "first_learned": np.int32,
+    "last_correct": np.bool_,
+    "last_prediction": np.int16,
+}
+_OPTIONAL = {"confidence": np.float32, "variability": np.float32, "aum": np.float32}
+
+
+@dataclass(eq=False)
+class ForgettingStats:
+    """Per-pixel learning-dynamics statistics, arrays of length N (the pixels held).
+
+    Attributes:
+        observations: (N,) int32 number of observations n.
+        correct: (N,) int32 number of correct observations.
+        forgetting_events: (N,) int32 correct -> wrong transitions.
+        learning_events: (N,) int32 transitions to correct (= forgetting + last_correct).
+        switch_events: (N,) int32 changes of the predicted class between observations.
+        first_learned: (N,) int32 0-based index of the first correct observation, -1 if none.
+        last_correct: (N,) bool correctness of the last observation.
+        last_prediction: (N,) int16 predicted class at the last observation, -1 if unobserved.
+        never_learned: (N,) bool observed and never correct.
+        unforgettable: (N,) bool learned and never forgotten.
+        forgetting_score: (N,) int32 forgetting events; never-learned pixels score n.
+        confidence, variability, aum: (N,) float32 (NaN where unobserved), or None when not
+            recorded.
+        history: (K, N) uint8 packed correctness bits (observation t is bit t % 8 of plane
+            t // 8), or None; read it with :meth:`correctness_history`.
+        meta: free-form JSON-able dict saved with the statistics (e.g. section shape).
+        pixel_offset: index of the first held pixel in the pixel space (non-zero after a partial
+            :meth:`load`).
+    """
+
+    observations: np.ndarray
+    correct: np.ndarray
+    forgetting_events: np.ndarray
+    switch_events: np.ndarray
+    first_learned: np.ndarray
+    last_correct: np.ndarray
+    last_prediction: np.ndarray
+    confidence: np.ndarray | None = None
+    variability: np.ndarray | None = None
+    aum: np.ndarray | None = None
+    history: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    pixel_offset: int = 0
+    learning_events: np.ndarray = field(init=False)
+    never_learned: np.ndarray = field(init=False)
+    unforgettable: np.ndarray = field(init=False)
+    forgetting_score: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.learning_events = self.forgetting_events + self.last_correct.astype(np.int32)
+        learned = self.correct > 0
+        self.never_learned = (self.observations > 0) & ~learned
+        self.unforgettable = learned & (self.forgetting_events == 0)
+        self.forgetting_score = np.where(
+            self.never_learned, self.observations, self.forgetting_events
+        ).astype(np.int32)
+
+    @property
+    def num_pixels(self) -> int:
+        """N, the number of pixels held."""
+        return int(self.observations.shape[0])
+
+    @property
+    def max_observations(self) -> int:
+        """Largest observation count among the held pixels."""
+        return int(self.observations.max()) if self.observations.size else 0
+
+    def correctness_history(self, pixels: Any) -> np.ndarray:
+        """Per-observation correctness of some pixels.
+
+        Args:
+            pixels: (M,) integer indices into the held arrays (0..N-1).
+
+        Returns:
+            (M, max_observations) int8: 1 correct, 0 wrong, -1 not observed (past the pixel's
+            observation count).
+
+        Raises:
+            ValueError: if the statistics were computed without history.
+        """
+        if self.history is None:
+            raise ValueError(
+                "Expected statistics recorded with history, got none; build the tracker with "
+                "ForgettingTracker(..., history=True)"
+            )
+        pixels = np.asarray(pixels, dtype=np.int64).reshape(-1)
+        length = self.max_observations
+        planes = self.history[:, pixels]  # (K, M)
+        bits = np.unpackbits(planes[..., None], axis=-1, bitorder="little")  # (K, M, 8)
+        bits = bits.transpose(1, 0, 2).reshape(len(pixels), -1)[:, :length].astype(np.int8)
+        observed = np.arange(length) < self.observations[pixels, None]
+        return np.where(observed, bits, np.int8(-1))
+
+    # ------------------------------------------------------------------ store
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {name: getattr(self, name) for name in _STORED}
+        for name in _OPTIONAL:
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        return arrays
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write a zarr (v3) directory store, chunked and zstd-compressed, atomically.
+
+        Plain numeric arrays plus JSON attributes (format, version, meta, CRC32 per array): no
+        pickles. The store is written under a temporary name and renamed when complete.
+
+        Raises:
+            FileExistsError: if ``path`` exists and ``overwrite`` is False.
+            TypeError: if ``meta`` is not JSON-able.
+        """
+        import zarr
+
+        target = Path(path)
+        try:
+            meta = json.loads(json.dumps(to_jsonable(self.meta), allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"Expected `meta` to be JSON-able, got {self.meta!r}: {error}"
+            ) from None
+        arrays = self._arrays()
+        if self.history is not None:
+            arrays["history"] = self.history
+        compressor = zarr.codecs.ZstdCodec(level=3)
+        with atomic_directory(target, overwrite=overwrite) as tmp:
+            group = zarr.open_group(tmp, mode="w")
+            for name, array in arrays.items():
+                array = np.ascontiguousarray(array)
+                if array.ndim == 2:
+                    chunks = (_HISTORY_PLANE_CHUNK, _CHUNK)
+                else:
+                    chunks = (_CHUNK,)
+                chunks = tuple(max(1, min(c, s)) for c, s in zip(chunks, array.shape))
+                stored = group.create_array(
+                    name,
+                    shape=array.shape,
+                    chunks=chunks,
+                    dtype=array.dtype,
+                    compressors=compressor,
+                    config={"write_empty_chunks": True},
+                )
+                if array.size:
+                    stored[...] = array
+            group.attrs.update(
+                {
+                    "format": STORE_FORMAT,
+                    "format_version": STORE_FORMAT_VERSION,
+                    "num_pixels": self.num_pixels,
+                    "pixel_offset": int(self.pixel_offset),
+                    "arrays": sorted(arrays),
+                    "crc32": {name: _crc32(a) for name, a in arrays.items()},
+                    "meta": meta,
+                }
+            )
+        return target
+
+    @classmethod
+    def info(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read a store's attributes without loading arrays: num_pixels, arrays, meta, ...
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if it is not a ForgettingStats store of a known format version.
+        """
+        _, attrs = _open(path)
+        return attrs
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, pixels: slice | None = None) -> ForgettingStats:
+        """Load a store written by :meth:`save`.
+
+        Args:
+            path: the store directory.
+            pixels: a contiguous range ``slice(start, stop)`` of the pixel space to load; only
+                the chunks it touches are read (the way to analyze an F3-sized store section by
+                section: section s of shape (H, W) is ``slice(s*H*W, (s+1)*H*W)``). None loads
+                everything and verifies the CRC32 checksums.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if it is not a ForgettingStats store, has a newer or unknown format
+                version, or is damaged (missing/corrupt chunks, checksum mismatch).
+        """
+        group, attrs = _open(path)
+        total = attrs["num_pixels"]
+        if pixels is None:
+            start, stop = 0, total
+        else:
+            if not isinstance(pixels, slice) or pixels.step not in (None, 1):
+                raise ValueError(f"Expected `pixels` to be a slice(start, stop), got {pixels!r}")
+            start, stop, _ = pixels.indices(total)
+            stop = max(start, stop)
+        values: dict[str, Any] = {}
+        try:
+            for name in attrs["arrays"]:
+                stored = group[name]
+                expected_rows = stored.shape[:1] if name == "history" else ()
+                if stored.shape != (*expected_rows, total):
+                    raise ValueError(f"array {name!r} has shape {stored.shape}")
+                if stored.nchunks_initialized != stored.nchunks:
+                    raise ValueError(f"array {name!r} is missing chunks")
+                values[name] = stored[..., start:stop]
+        except Exception as error:  # noqa: BLE001 - any read failure means a damaged store
+            raise ValueError(
+                f"Expected `path` to be an intact ForgettingStats store, got a damaged one at "
+                f"{path}: {error}; write it again"
+            ) from None
+        if pixels is None:
+            expected = attrs.get("crc32", {})
+            for name, array in values.items():
+                if name in expected and _crc32(array) != expected[name]:
+                    raise ValueError(
+                        f"Expected `path` to be an intact ForgettingStats store, got a checksum "
+                        f"mismatch in {name!r} at {path}; write it again"
+                    )
+        for name, dtype in {**_STORED, **_OPTIONAL}.items():
+            if name in values and values[name].dtype != dtype:
+                raise ValueError(
+                    f"Expected `path` to be an intact ForgettingStats store, got {name!r} of "
+                    f"dtype {values[name].dtype} at {path}"
+                )
+        missing = set(_STORED) - set(values)
+        if missing:
+            raise ValueError(
+                f"Expected `path` to be an intact ForgettingStats store, got one missing "
+                f"{sorted(missing)} at {path}"
+            )
+        return cls(**values, meta=attrs["meta"], pixel_offset=attrs["pixel_offset"] + start)
+
+
+def _crc32(array: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1)) & 0xFFFFFFFF
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    import zarr
+
+    target = Path(path)
+    if not target.exists():
+        raise FileNotFoundError(
+            f"Expected `path` to be a ForgettingStats store, got missing {target}"
+        )
+    try:
+        group = zarr.open_group(target, mode="r")
+        attrs = dict(group.attrs)
+    except Exception as error:  # noqa: BLE001 - unreadable metadata means not our store
+        raise ValueError(
+            f"Expected `path` to be a ForgettingStats store (written by ForgettingStats.save), "
+            f"got an unreadable directory {target}: {error}"
+        ) from None
+    if attrs.get("format") != STORE_FORMAT:
+        raise ValueError(
+            f"Expected `path` to be a ForgettingStats store (written by ForgettingStats.save), "
+            f"got format {attrs.get('format')!r} at {target}"
+        )
+    version = attrs.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != STORE_FORMAT_VERSION:
+        raise ValueError(
+            f"Expected a ForgettingStats store of format version {STORE_FORMAT_VERSION}, got "
+            f"version {version!r} at {target}; upgrade segforget to read newer stores"
+        )
+    required = ("num_pixels", "pixel_offset", "arrays", "meta")
+    if any(key not in attrs for key in required) or not isinstance(attrs["num_pixels"], int):
+        raise ValueError(
+            f"Expected `path` to be an intact ForgettingStats store, got attributes missing "
+            f"{[k for k in required if k not in attrs]} at {target}"
+        )
+    return group, attrs

@@ -1,0 +1,702 @@
+"""The stateful tracker: validates inputs, routes observations to the fast or the scatter path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from segforget.dynamics import _distributed
+from segforget.dynamics._kernel import (
+    FLAG_LAST_CORRECT,
+    MAX_OBSERVATIONS,
+    CoreState,
+    Workspace,
+    as_uint16,
+    logit_statistics,
+    observe_,
+)
+from segforget.dynamics._stats import ForgettingStats
+
+__all__ = ["ForgettingTracker", "STATE_VERSION"]
+
+STATE_VERSION = 1
+"""Version of :meth:`ForgettingTracker.state_dict`; bumped when its layout changes."""
+
+_PLANES_PER_CHUNK = 8  # history grows by 8 byte planes = 64 observations at a time
+_CORE = ("observations", "correct", "forgetting", "switches", "first_learned")
+_CONFIDENCE = ("prob_mean", "prob_m2", "margin_mean")
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    raise TypeError(
+        f"Expected `{name}` to be a torch.Tensor or numpy array, got {type(value).__name__}"
+    )
+
+
+class ForgettingTracker:
+    """Record per-pixel learning dynamics (forgetting, learning and switch events) of a
+    segmentation network.
+
+    Shape legend: P pixels in the pixel space, B samples, C classes, H x W sample size.
+
+    Each :meth:`update` call is one observation of every pixel it contains (duplicates in one call
+    reduce to one observation: correct only if all occurrences are correct, predicted class = the
+    largest, probability and margin = the smallest). Pixels whose target is ``ignore_index`` or
+    whose ``pixel_index`` is negative are not observed. See DESIGN.md "Tracker semantics".
+
+    State is compact: 12 bytes per pixel for the core statistics (five uint16 counters:
+    observations, correct, forgetting, switches, first_learned; one byte for the last predicted
+    class; one flags byte: last correct, observed, learned), plus 12 bytes with ``confidence``
+    (float32 Welford mean/M2 of the true-class probability, mean margin) and one bit per
+    observation with ``history`` (byte planes, grown 64 observations at a time). Counts are exact
+    up to 65,535 observations per pixel; an update that would go past raises ``ValueError`` and
+    changes nothing. Scratch buffers sized to the largest batch (about 8 bytes per batch pixel,
+    20 on the scatter path) are kept between updates and are not counted in :attr:`nbytes`.
+
+    Two update paths, bit-identical results:
+
+    - fast (block) path: each sample is one contiguous run of the pixel space (whole sections,
+      no geometric augmentation): :meth:`update_blocks` with the samples' offsets, or
+      :meth:`update` on a CPU tracker, which detects such batches with one comparison pass.
+      The state is updated through views, with no index tensor.
+    - scatter path: arbitrary ``pixel_index`` (flips, crops, rotations, padding): gathers the
+      pixels' state, reduces duplicates with ``scatter_reduce`` (min/max, order-independent),
+      and scatters one identical new value per pixel, so it is deterministic on CPU and GPU.
+
+    No update makes a host-device round trip on GPU (the overflow check keeps an upper bound of
+    the observation count on the host and syncs only when it could pass 65,535). Predicted
+    classes and targets are handled as bytes: values must lie in [0, num_classes) (or be
+    ``ignore_index``); larger values wrap. On CPU, a ``pixel_index`` >= P raises ``ValueError``;
+    on GPU (where checking would sync) such entries are not observed.
+
+    Distributed: under ``torch.distributed`` with more than one process (and
+    ``sync_distributed=True``), every update all-gathers the observations of all ranks and
+    applies them as one update (duplicates across ranks, e.g. DistributedSampler padding, reduce
+    like duplicates within a call), so **every rank** holds the single-process state. All ranks
+    must call the same method (``update`` or ``update_blocks``) at each step.
+
+    Args:
+        num_pixels: P, size of the pixel space.
+        num_classes: C, number of classes (1..256; predicted classes are stored in one byte).
+        ignore_index: target value of pixels that are not observed.
+        device: where the state lives and updates run.
+        confidence: also record confidence (mean true-class probability), variability (its
+            population std) and AUM (mean margin); requires logits.
+        history: also keep the correctness bit of every observation.
+        sync_distributed: when ``torch.distributed`` is initialized with more than one process,
+            gather every update from all ranks so each rank holds the state of all observations.
+
+    Example:
+        >>> tracker = ForgettingTracker(4 * 2 * 3, num_classes=2)
+        >>> logits = torch.randn(4, 2, 2, 3)
+        >>> target = torch.randint(0, 2, (4, 2, 3))
+        >>> pixel_index = torch.arange(24).view(4, 2, 3)
+        >>> tracker.update(logits, target, pixel_index)
+        >>> int(tracker.compute().observations.sum())
+        24
+    """
+
+    def __init__(
+        self,
+        num_pixels: int,
+        num_classes: int,
+        *,
+        ignore_index: int = 255,
+        device: str | torch.device = "cpu",
+        confidence: bool = False,
+        history: bool = False,
+        sync_distributed: bool = True,
+    ) -> None:
+        if isinstance(num_pixels, bool) or not isinstance(num_pixels, (int, np.integer)):
+            raise TypeError(f"Expected `num_pixels` to be an int, got {type(num_pixels).__name__}")
+        if num_pixels < 1:
+            raise ValueError(f"Expected `num_pixels` to be >= 1, got {num_pixels}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+            raise TypeError(
+                f"Expected `num_classes` to be an int, got {type(num_classes).__name__}"
+            )
+        if not 1 <= num_classes <= 256:
+            raise ValueError(
+                f"Expected `num_classes` to be in 1..256 (one byte per predicted class), "
+                f"got {num_classes}"
+            )
+        self.num_pixels = int(num_pixels)
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self.device = torch.device(device)
+        self.confidence = bool(confidence)
+        self.history = bool(history)
+        self.sync_distributed = bool(sync_distributed)
+        # Pixel i lives at slot i + 1; slots 0 and P + 1 are trash: the scatter path sends
+        # unobserved entries and negative indices there (by a clamp) instead of compacting them
+        # away, which would need a host-device sync on GPU.
+        size = self.num_pixels + 2
+        self._pixels = slice(1, self.num_pixels + 1)
+        zeros = dict(device=self.device)
+        self._state = CoreState(
+            observations=torch.zeros(size, dtype=torch.int16, **zeros),
+            correct=torch.zeros(size, dtype=torch.int16, **zeros),
+            forgetting=torch.zeros(size, dtype=torch.int16, **zeros),
+            switches=torch.zeros(size, dtype=torch.int16, **zeros),
+            first_learned=torch.zeros(size, dtype=torch.int16, **zeros),
+            last_prediction=torch.zeros(size, dtype=torch.uint8, **zeros),
+            flags=torch.zeros(size, dtype=torch.uint8, **zeros),
+        )
+        if self.confidence:
+            for name in _CONFIDENCE:
+                setattr(self._state, name, torch.zeros(size, dtype=torch.float32, **zeros))
+        self._history = torch.zeros((0, size), dtype=torch.uint8, **zeros) if history else None
+        self._workspace = Workspace(self.device)
+        # Upper bound on any pixel's observation count, kept on the host so the overflow check
+        # needs no sync until the bound could pass MAX_OBSERVATIONS.
+        self._max_observations = 0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the tracker's state (all tensors, including history)."""
+        total = sum(t.numel() * t.element_size() for t in self._tensors().values())
+        return int(total)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {
+            name: getattr(self._state, name) for name in (*_CORE, "last_prediction", "flags")
+        }
+        if self.confidence:
+            tensors.update({name: getattr(self._state, name) for name in _CONFIDENCE})
+        if self._history is not None:
+            tensors["history_bits"] = self._history
+        return tensors
+
+    # ------------------------------------------------------------------ input handling
+    def _prepare(
+        self, prediction: Any, target: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Validate and turn inputs into (B, H, W) tensors on the device.
+
+        Returns:
+            correct (uint8 0/1), predicted class (uint8), observed (uint8 0/1; target !=
+            ignore_index), prob and margin (float32) or None.
+        """
+        prediction = _as_tensor(prediction, "prediction")
+        target = _as_tensor(target, "target")
+        if target.dim() != 3:
+            raise ValueError(
+                f"Expected `target` to have shape (B, H, W), got {tuple(target.shape)}"
+            )
+        if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
+            raise TypeError(f"Expected `target` to hold integer classes, got {target.dtype}")
+        if prediction.dim() == 4:
+            if not prediction.dtype.is_floating_point:
+                raise TypeError(
+                    f"Expected `prediction` of shape (B, C, H, W) to hold float logits, "
+                    f"got {prediction.dtype}"
+                )
+            if prediction.shape[1] != self.num_classes:
+                raise ValueError(
+                    f"Expected `prediction` to have {self.num_classes} channels (num_classes), "
+                    f"got {prediction.shape[1]}"
+                )
+            spatial = (prediction.shape[0], *prediction.shape[2:])
+        elif prediction.dim() == 3:
+            if prediction.dtype.is_floating_point or prediction.dtype == torch.bool:
+                raise TypeError(
+                    f"Expected `prediction` of shape (B, H, W) to hold integer classes, "
+                    f"got {prediction.dtype}"
+                )
+            if self.confidence:
+                raise ValueError(
+                    "Expected `prediction` to be logits (B, C, H, W) because the tracker records "
+                    f"confidence, got classes of shape {tuple(prediction.shape)}"
+                )
+            spatial = tuple(prediction.shape)
+        else:
+            raise ValueError(
+                "Expected `prediction` to have shape (B, C, H, W) (logits) or (B, H, W) "
+                f"(classes), got {tuple(prediction.shape)}"
+            )
+        if tuple(spatial) != tuple(target.shape):
+            raise ValueError(
+                f"Expected `prediction` and `target` to share (B, H, W), got "
+                f"{tuple(prediction.shape)} and {tuple(target.shape)}"
+            )
+        prediction = prediction.to(self.device, non_blocking=True)
+        target = target.to(self.device, non_blocking=True)
+        prob = margin = None
+        if prediction.dim() == 4:
+            if self.confidence:
+                prob, margin = logit_statistics(prediction, target)
+            classes = prediction.argmax(dim=1)
+        else:
+            classes = prediction
+        # Classes and targets fit one byte (num_classes <= 256); uint8 arithmetic is the fast
+        # path of torch's CPU kernels, and bool comparisons are not (see _kernel.observe_).
+        shape = target.shape
+        class_byte, target_byte, observed, correct, *_ = self._workspace.get(target.numel())
+        class_byte.copy_(classes.reshape(-1))
+        target_byte.copy_(target.reshape(-1))
+        if 0 <= self.ignore_index <= 255:
+            torch.bitwise_xor(target_byte, self.ignore_index, out=observed)
+            observed.clamp_(max=1)
+        else:
+            observed.copy_(target.reshape(-1) != self.ignore_index)
+        torch.bitwise_xor(class_byte, target_byte, out=correct)
+        correct.clamp_(max=1)
+        correct ^= 1
+        correct &= observed
+        return (
+            correct.view(shape),
+            class_byte.view(shape),
+            observed.view(shape),
+            prob,
+            margin,
+        )
+
+    # ------------------------------------------------------------------ update
+    def update(self, prediction: Any, target: Any, pixel_index: Any) -> None:
+        """Observe one batch: one observation of each pixel it contains.
+
+        Args:
+            prediction: (B, C, H, W) float logits or (B, H, W) integer classes in [0, C).
+            target: (B, H, W) integer true classes; ``ignore_index`` marks unobserved pixels.
+            pixel_index: (B, H, W) integer index of each pixel in [0, P); negative = no pixel.
+
+        On a CPU tracker, batches whose samples are each one contiguous run of the pixel space
+        (whole sections, as they are or horizontally flipped) are detected with one comparison
+        pass and take the fast block path; on other devices use :meth:`update_blocks` for that.
+
+        Raises:
+            ValueError, TypeError: on malformed inputs; ValueError if a pixel would pass 65,535
+                observations or an index is >= P.
+        """
+        pixel_index = _as_tensor(pixel_index, "pixel_index")
+        correct, classes, observed, prob, margin = self._prepare(prediction, target)
+        if tuple(pixel_index.shape) != tuple(correct.shape):
+            raise ValueError(
+                f"Expected `pixel_index` to have the shape of `target` {tuple(correct.shape)}, "
+                f"got {tuple(pixel_index.shape)}"
+            )
+        if pixel_index.dtype.is_floating_point or pixel_index.dtype == torch.bool:
+            raise TypeError(f"Expected `pixel_index` to hold integers, got {pixel_index.dtype}")
+        pixel_index = pixel_index.to(self.device, non_blocking=True).to(torch.int64)
+        if not self._distributed() and self.device.type == "cpu":
+            offsets = _block_offsets(pixel_index, self.num_pixels)
+            if offsets is not None:
+                self._apply_blocks(correct, classes, observed, prob, margin, offsets)
+                return
+            # Horizontally flipped whole sections (the common augmentation) are blocks too,
+            # once the inputs are flipped back.
+            offsets = _block_offsets(pixel_index, self.num_pixels, flipped=True)
+            if offsets is not None:
+                inputs = (correct, classes, observed, prob, margin)
+                flipped = [t.flip(-1) if t is not None else None for t in inputs]
+                self._apply_blocks(*flipped, offsets)
+                return
+        self._apply_scatter(correct, classes, observed, prob, margin, pixel_index)
+
+    def update_blocks(
+        self, prediction: Any, target: Any, offsets: Sequence[int] | torch.Tensor | np.ndarray
+    ) -> None:
+        """Observe a batch whose sample b covers pixels ``offsets[b] .. offsets[b] + H*W - 1``.
+
+        The fast path: no index tensor, state updated through views. Equivalent to
+        ``update(prediction, target, offsets[:, None, None] + arange(H*W).view(H, W))``; samples
+        that overlap fall back to the scatter path (duplicates reduce as in :meth:`update`).
+
+        Args:
+            prediction: (B, C, H, W) logits or (B, H, W) classes.
+            target: (B, H, W) integer classes; ``ignore_index`` marks unobserved pixels.
+            offsets: B ints (a sequence or a CPU tensor/array, so reading them needs no sync),
+                e.g. ``section * H * W``.
+
+        Raises:
+            ValueError: if a block reaches outside [0, P) or ``offsets`` has the wrong length.
+        """
+        correct, classes, observed, prob, margin = self._prepare(prediction, target)
+        if isinstance(offsets, torch.Tensor):
+            offsets = offsets.detach().cpu().tolist()
+        offsets = [int(o) for o in np.asarray(offsets).reshape(-1).tolist()]
+        batch, height, width = correct.shape
+        if len(offsets) != batch:
+            raise ValueError(
+                f"Expected `offsets` to hold {batch} values (one per sample), got {len(offsets)}"
+            )
+        block = height * width
+        for offset in offsets:
+            if offset < 0 or offset + block > self.num_pixels:
+                raise ValueError(
+                    f"Expected every block `offsets[b] .. offsets[b] + {block}` inside the pixel "
+                    f"space [0, {self.num_pixels}), got offset {offset}"
+                )
+        if self._distributed():
+            # Gather the blocks of all ranks; they stay blocks, so the fast path still applies.
+            local = torch.tensor(offsets, dtype=torch.int64, device=self.device)
+            flat = _flatten(correct, classes, observed, prob, margin)
+            (gathered_offsets,) = _distributed.all_gather_cat([local])
+            gathered = _distributed.all_gather_cat(flat)
+            offsets = gathered_offsets.tolist()
+            if gathered[0].numel() != len(offsets) * block:
+                raise ValueError(
+                    f"Expected every rank to update blocks of {height} x {width} pixels, got "
+                    "other sizes on some ranks"
+                )
+            correct, classes, observed, prob, margin = (
+                t.view(len(offsets), height, width) if t is not None else None for t in gathered
+            )
+        ordered = sorted(offsets)
+        if any(b < a + block for a, b in zip(ordered, ordered[1:])):
+            index = torch.tensor(offsets, dtype=torch.int64, device=self.device)
+            pixel_index = index.view(-1, 1, 1) + torch.arange(
+                block, dtype=torch.int64, device=self.device
+            ).view(height, width)
+            flat = _flatten(correct, classes, observed, prob, margin)
+            self._scatter(pixel_index.reshape(-1), *flat)
+            return
+        self._apply_blocks(correct, classes, observed, prob, margin, offsets)
+
+    def _distributed(self) -> bool:
+        return self.sync_distributed and _distributed.world_size() > 1
+
+    def _reserve(self) -> None:
+        """Account for one more observation; grow history; check overflow lazily."""
+        if self._history is not None:
+            needed = (self._max_observations + 1 + 7) // 8
+            if needed > self._history.shape[0]:
+                planes = -(-needed // _PLANES_PER_CHUNK) * _PLANES_PER_CHUNK
+                grown = torch.zeros(
+                    (planes, self.num_pixels + 2), dtype=torch.uint8, device=self.device
+                )
+                grown[: self._history.shape[0]] = self._history
+                self._history = grown
+
+    def _overflow_possible(self) -> bool:
+        if self._max_observations < MAX_OBSERVATIONS:
+            return False
+        # Rare: the host-side bound reached the limit; one sync gives the exact maximum.
+        exact = int(as_uint16(self._state.observations[self._pixels]).max())
+        self._max_observations = exact
+        return exact >= MAX_OBSERVATIONS
+
+    @staticmethod
+    def _raise_overflow(count: int) -> None:
+        raise ValueError(
+            f"Expected at most {MAX_OBSERVATIONS} observations per pixel, got an update that "
+            f"would pass it for {count} pixels; save the statistics and start a new tracker"
+        )
+
+    def _apply_blocks(self, correct, classes, observed, prob, margin, offsets: list[int]) -> None:
+        batch = correct.shape[0]
+        block = correct[0].numel()
+        inputs = (correct, classes, observed, prob, margin)
+        flat = [t.reshape(batch, block) if t is not None else None for t in inputs]
+        runs = _consecutive_runs(offsets, block)
+        if self._overflow_possible():
+            full = 0
+            for row, rows, offset in runs:
+                counts = self._state.observations[offset + 1 : offset + 1 + rows * block]
+                seen = flat[2][row : row + rows].reshape(-1).to(torch.bool)
+                full += int(((counts == -1) & seen).sum())
+            if full:
+                self._raise_overflow(full)
+        self._reserve()
+        *_, first, second, wide = self._workspace.get(batch * block)
+        # On CPU a host-side check is free of syncs; no ignored pixel allows a leaner kernel.
+        all_observed = self.device.type == "cpu" and bool(observed.all())
+        for start_row, rows, offset in runs:
+            part = [
+                t[start_row : start_row + rows].reshape(-1) if t is not None else None for t in flat
+            ]
+            view = slice(offset + 1, offset + 1 + rows * block)
+            state = _select(self._state, view)
+            if self._history is not None:
+                self._record_history_block(state.observations, part[0], view)
+            rows_slice = slice(start_row * block, (start_row + rows) * block)
+            scratch = (first[rows_slice], second[rows_slice], wide[rows_slice])
+            observe_(state, *part, scratch=scratch, all_observed=all_observed)
+        self._max_observations += 1
+
+    def _record_history_block(
+        self, observations: torch.Tensor, correct: torch.Tensor, view: slice
+    ) -> None:
+        position = as_uint16(observations).to(torch.int64)
+        plane = (position >> 3).unsqueeze(0)  # (1, N)
+        bit = correct << (position & 7).to(torch.uint8)
+        columns = self._history[:, view]  # (K, N) view
+        old = columns.gather(0, plane)
+        columns.scatter_(0, plane, old | bit.unsqueeze(0))
+
+    def _apply_scatter(self, correct, classes, observed, prob, margin, pixel_index) -> None:
+        index = pixel_index.reshape(-1)
+        if index.numel() and self.device.type == "cpu" and int(index.max()) >= self.num_pixels:
+            # On GPU this check would sync; there indices >= P land in a trash slot.
+            raise ValueError(
+                f"Expected `pixel_index` values < num_pixels ({self.num_pixels}), "
+                f"got {int(index.max())}"
+            )
+        observed = observed.reshape(-1)
+        correct = correct.reshape(-1)
+        classes = classes.reshape(-1)
+        if prob is not None:
+            prob, margin = prob.reshape(-1), margin.reshape(-1)
+        if self._distributed():
+            keep = observed.to(torch.int64) & ((index >> 63) + 1)  # (x >> 63) + 1 == (x >= 0)
+            index = index * keep + (keep - 1)  # unobserved -> -1
+            gathered = _distributed.gather_observations(index, correct, classes, prob, margin)
+            index, correct, classes, prob, margin = gathered
+            observed = ((index >> 63) + 1).to(torch.uint8)
+        self._scatter(index, correct, classes, observed, prob, margin)
+
+    def _scatter(self, index, correct, classes, observed, prob, margin) -> None:
+        """Scatter path on flat (N,) inputs, with gather/scatter_ (torch's fast indexed
+        kernels) and no bool masks."""
+        # Slot of each entry: pixel + 1; negative indices clamp to trash slot 0, too large ones
+        # to trash slot P + 1, unobserved entries (ignore_index) multiply to slot 0.
+        slots, buffers = self._workspace.gathered(index.numel())
+        index = torch.add(index, 1, out=slots).clamp_(0, self.num_pixels + 1).mul_(observed)
+        st = self._state
+        old = _gather(st, index, buffers)
+        if self._overflow_possible():
+            real = (index > 0) & (index <= self.num_pixels)
+            full = int(((old.observations == -1) & real).sum())
+            if full:
+                self._raise_overflow(full)
+        self._reserve()
+        # Reduce duplicates: the state's own slots serve as scratch (their old values are
+        # gathered above). min/max are order-independent, so the result is deterministic.
+        # include_self=False: the slots' old contents do not take part, so no fill is needed.
+        st.switches.scatter_reduce_(0, index, classes.to(torch.int16), "amax", include_self=False)
+        classes = st.switches.gather(0, index).to(torch.uint8)
+        st.first_learned.scatter_reduce_(
+            0, index, correct.to(torch.int16), "amin", include_self=False
+        )
+        correct = st.first_learned.gather(0, index).to(torch.uint8)
+        if prob is not None:
+            st.prob_mean.scatter_reduce_(0, index, prob, "amin", include_self=False)
+            prob = st.prob_mean.gather(0, index)
+            st.margin_mean.scatter_reduce_(0, index, margin, "amin", include_self=False)
+            margin = st.margin_mean.gather(0, index)
+        if self._history is not None:
+            # Trash slots start every update with 0 observations (reset below), so their
+            # history writes stay in plane 0.
+            position = as_uint16(old.observations).to(torch.int64)
+            flat = (position >> 3) * (self.num_pixels + 2) + index
+            history = self._history.view(-1)
+            bit = correct << (position & 7).to(torch.uint8)
+            history.scatter_(0, flat, history.gather(0, flat) | bit)
+        # A distributed update may be larger than the local batch: get() then grows the
+        # buffers; tensors handed out before keep their old storage alive.
+        *_, first, second, wide = self._workspace.get(index.numel())
+        observe_(old, correct, classes, observed, prob, margin, scratch=(first, second, wide))
+        # Every occurrence of a pixel computed the same new values, so duplicate writes agree
+        # and the result is deterministic.
+        for name, value in vars(old).items():
+            if value is not None:
+                getattr(st, name).scatter_(0, index, value)
+        st.observations[:1].zero_()
+        st.observations[-1:].zero_()
+        self._max_observations += 1
+
+    # ------------------------------------------------------------------ results
+    def compute(self, meta: dict[str, Any] | None = None) -> ForgettingStats:
+        """Derive the per-pixel statistics (numpy arrays of length P) from the state.
+
+        Args:
+            meta: free-form JSON-able dict stored with the statistics (e.g. section shape).
+        """
+        pixels = self._pixels
+        st = self._state
+
+        def counts(t: torch.Tensor) -> np.ndarray:
+            return as_uint16(t[pixels]).cpu().numpy()
+
+        observations = counts(st.observations)
+        correct = counts(st.correct)
+        last_prediction = st.last_prediction[pixels].to(torch.int16).cpu().numpy()
+        last_prediction[observations == 0] = -1
+        first_learned = counts(st.first_learned)
+        first_learned[correct == 0] = -1
+        confidence = variability = aum = None
+        if self.confidence:
+            observed = observations > 0
+            nan = np.float32("nan")
+            confidence = np.where(observed, st.prob_mean[pixels].cpu().numpy(), nan)
+            m2 = np.maximum(st.prob_m2[pixels].cpu().numpy(), 0)
+            variability = np.where(observed, np.sqrt(m2 / np.maximum(observations, 1)), nan).astype(
+                np.float32
+            )
+            aum = np.where(observed, st.margin_mean[pixels].cpu().numpy(), nan)
+        history = None
+        if self._history is not None:
+            # The tracker grows history by a host-side bound; keep the planes that hold bits.
+            planes = -(-int(observations.max(initial=0)) // 8)
+            history = self._history[:planes, pixels].cpu().numpy()
+        return ForgettingStats(
+            observations=observations,
+            correct=correct,
+            forgetting_events=counts(st.forgetting),
+            switch_events=counts(st.switches),
+            first_learned=first_learned,
+            last_correct=(st.flags[pixels] & FLAG_LAST_CORRECT).to(torch.bool).cpu().numpy(),
+            last_prediction=last_prediction,
+            confidence=confidence,
+            variability=variability,
+            aum=aum,
+            history=history,
+            meta=dict(meta or {}),
+        )
+
+    def reset(self) -> None:
+        """Forget all observations (state back to zeros, history emptied)."""
+        for name, tensor in self._tensors().items():
+            if name != "history_bits":
+                tensor.zero_()
+        if self._history is not None:
+            self._history = self._history.new_zeros((0, self.num_pixels + 2))
+        self._max_observations = 0
+
+    # ------------------------------------------------------------------ checkpointing
+    def _config(self) -> dict[str, Any]:
+        return {
+            "num_pixels": self.num_pixels,
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "confidence": self.confidence,
+            "history": self.history,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors (on the tracker's device) and plain values; loads with
+        ``torch.load(weights_only=True)``. Counters are int16 holding uint16 bit patterns."""
+        state: dict[str, Any] = {"version": STATE_VERSION, **self._config()}
+        state["max_observations"] = self._max_observations
+        for name, tensor in self._tensors().items():
+            state[name] = tensor[..., self._pixels].clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`.
+
+        Raises:
+            ValueError: if the state is from another version or a tracker of another
+                configuration.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"Expected `state` to be a dict from state_dict(), got {type(state).__name__}"
+            )
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"Expected `state` of tracker state version {STATE_VERSION}, got {version!r}"
+            )
+        config = self._config()
+        got = {k: state.get(k) for k in config}
+        if got != config:
+            raise ValueError(
+                f"Expected `state` of a tracker with {config}, got {got}; build the tracker with "
+                "the same options"
+            )
+        p = self.num_pixels
+        tensors = self._tensors()
+        for name in tensors:
+            if name not in state or not isinstance(state[name], torch.Tensor):
+                raise ValueError(f"Expected `state` to hold tensor {name!r}, got none")
+        for name, tensor in tensors.items():
+            value = state[name]
+            if name == "history_bits":
+                if value.dim() != 2 or value.shape[1] != p or value.dtype != torch.uint8:
+                    raise ValueError(
+                        f"Expected `state['history_bits']` of shape (K, {p}) and dtype uint8, "
+                        f"got {tuple(value.shape)} {value.dtype}"
+                    )
+                history = torch.zeros(
+                    (value.shape[0], p + 2), dtype=torch.uint8, device=self.device
+                )
+                history[:, self._pixels] = value
+                self._history = history
+                continue
+            if tuple(value.shape) != (p,) or value.dtype != tensor.dtype:
+                raise ValueError(
+                    f"Expected `state[{name!r}]` of shape ({p},) and dtype {tensor.dtype}, got "
+                    f"{tuple(value.shape)} {value.dtype}"
+                )
+            tensor.zero_()
+            tensor[self._pixels] = value
+        self._max_observations = int(state["max_observations"])
+
+    def __repr__(self) -> str:
+        return (
+            f"ForgettingTracker(num_pixels={self.num_pixels}, num_classes={self.num_classes}, "
+            f"ignore_index={self.ignore_index}, device='{self.device}', "
+            f"confidence={self.confidence}, history={self.history})"
+        )
+
+
+def _flatten(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    return [t.reshape(-1) if t is not None else None for t in tensors]
+
+
+def _select(state: CoreState, view: slice) -> CoreState:
+    """Views of every state tensor."""
+    return CoreState(**{k: (v[view] if v is not None else None) for k, v in vars(state).items()})
+
+
+def _gather(state: CoreState, index: torch.Tensor, buffers: list[torch.Tensor]) -> CoreState:
+    """Copies of every state tensor at ``index`` (N,); the seven core fields go into
+    ``buffers`` (workspace, in CoreState field order)."""
+    values = {}
+    for (name, tensor), buffer in zip(vars(state).items(), [*buffers, None, None, None]):
+        if tensor is None:
+            values[name] = None
+        elif buffer is None:
+            values[name] = tensor.gather(0, index)
+        else:
+            values[name] = torch.gather(tensor, 0, index, out=buffer)
+    return CoreState(**values)
+
+
+def _consecutive_runs(offsets: list[int], block: int) -> list[tuple[int, int, int]]:
+    """Group samples whose blocks follow each other in memory: (first row, rows, offset)."""
+    runs: list[tuple[int, int, int]] = []
+    for row, offset in enumerate(offsets):
+        if runs and runs[-1][2] + runs[-1][1] * block == offset:
+            first, rows, start = runs[-1]
+            runs[-1] = (first, rows + 1, start)
+        else:
+            runs.append((row, 1, offset))
+    return runs
+
+
+def _block_offsets(
+    pixel_index: torch.Tensor, num_pixels: int, *, flipped: bool = False
+) -> list[int] | None:
+    """Offsets if each sample (B, H, W) is one contiguous, non-overlapping run of the pixel
+    space (``flipped``: mirrored left-right), else None. One comparison pass after a cheap
+    rejection on three pixels; CPU only, as reading the result is a sync on GPU."""
+    batch = pixel_index.shape[0]
+    if batch == 0 or pixel_index[0].numel() == 0:
+        return None
+    ramp = torch.arange(pixel_index[0].numel(), dtype=torch.int64).view(pixel_index.shape[1:])
+    ramp = (ramp.flip(-1) if flipped else ramp).reshape(-1)
+    flat = pixel_index.reshape(batch, -1)
+    block = flat.shape[1]
+    start = flat[:, int(ramp.argmin()) : int(ramp.argmin()) + 1]  # (B, 1) the run's first pixel
+    probe = [0, min(1, block - 1), block - 1]
+    if not torch.equal(flat[:, probe] - start, ramp[probe].expand(batch, -1)):
+        return None
+    if not torch.equal(flat, start + ramp):
+        return None
+    offsets = start.reshape(-1).tolist()
+    if min(offsets) < 0 or max(offsets) + block > num_pixels:
+        return None
+    ordered = sorted(offsets)
+    if any(b < a + block for a, b in zip(ordered, ordered[1:])):
+        return None
+    return offsets

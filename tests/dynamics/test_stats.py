@@ -1,0 +1,221 @@
+"""ForgettingStats: derived fields, zarr store round trip, partial loads, damaged stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segforget.dynamics import STORE_FORMAT_VERSION, ForgettingStats, ForgettingTracker, _stats
+
+FIELDS = (
+    "observations",
+    "correct",
+    "forgetting_events",
+    "learning_events",
+    "switch_events",
+    "first_learned",
+    "last_correct",
+    "last_prediction",
+    "never_learned",
+    "unforgettable",
+    "forgetting_score",
+    "confidence",
+    "variability",
+    "aum",
+    "history",
+)
+
+
+def make_stats(*, num_pixels=50, confidence=True, history=True, steps=20, seed=0):
+    rng = np.random.default_rng(seed)
+    tracker = ForgettingTracker(num_pixels, 3, confidence=confidence, history=history)
+    for _ in range(steps):
+        logits = torch.as_tensor(rng.normal(size=(2, 3, 1, num_pixels)), dtype=torch.float32)
+        target = torch.as_tensor(rng.integers(0, 3, size=(2, 1, num_pixels)))
+        target[0, 0, : num_pixels // 5] = 255
+        index = torch.as_tensor(rng.integers(0, num_pixels, size=(2, 1, num_pixels)))
+        tracker.update(logits if confidence else logits.argmax(1), target, index)
+    return tracker.compute(meta={"section_shape": (1, num_pixels), "view": "inline"})
+
+
+def assert_same(a: ForgettingStats, b: ForgettingStats):
+    for name in FIELDS:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is None or y is None:
+            assert x is None and y is None, name
+            continue
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+@pytest.mark.parametrize(("confidence", "history"), [(True, True), (False, False)])
+def test_round_trip_is_bit_exact(tmp_path, confidence, history):
+    stats = make_stats(confidence=confidence, history=history)
+    stats.save(tmp_path / "store")
+    loaded = ForgettingStats.load(tmp_path / "store")
+    assert_same(stats, loaded)
+    assert loaded.meta == {"section_shape": [1, 50], "view": "inline"}
+    if history:
+        np.testing.assert_array_equal(
+            loaded.correctness_history(np.arange(50)), stats.correctness_history(np.arange(50))
+        )
+
+
+def test_store_is_chunked_compressed_without_pickles(tmp_path, monkeypatch):
+    monkeypatch.setattr(_stats, "_CHUNK", 16)
+    stats = make_stats(num_pixels=50)
+    stats.save(tmp_path / "store")
+    meta = json.loads((tmp_path / "store" / "observations" / "zarr.json").read_text())
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [16]
+    assert meta["codecs"][-1]["name"] == "zstd"
+    assert meta["data_type"] == "int32"
+    assert len(list((tmp_path / "store" / "observations" / "c").iterdir())) == 4
+    for file in (tmp_path / "store").rglob("*"):
+        if file.is_file():
+            # Pickle streams start with the PROTO opcode 0x80; zarr chunks here are zstd frames.
+            assert not file.read_bytes().startswith(b"\x80"), file
+    info = ForgettingStats.info(tmp_path / "store")
+    assert info["format_version"] == STORE_FORMAT_VERSION and info["num_pixels"] == 50
+    assert "observations" in info["arrays"] and "history" in info["arrays"]
+
+
+def test_partial_load_matches_slice(tmp_path, monkeypatch):
+    monkeypatch.setattr(_stats, "_CHUNK", 16)
+    stats = make_stats(num_pixels=50)
+    stats.save(tmp_path / "store")
+    part = ForgettingStats.load(tmp_path / "store", pixels=slice(10, 37))
+    assert part.pixel_offset == 10 and part.num_pixels == 27
+    for name in FIELDS:
+        value = getattr(stats, name)
+        expected = value[..., 10:37]
+        np.testing.assert_array_equal(getattr(part, name), expected, err_msg=name)
+    np.testing.assert_array_equal(
+        part.correctness_history([0, 5])[:, : stats.max_observations],
+        stats.correctness_history([10, 15])[:, : part.max_observations],
+    )
+    with pytest.raises(ValueError, match=r"Expected `pixels` to be a slice\(start, stop\)"):
+        ForgettingStats.load(tmp_path / "store", pixels=slice(0, 10, 2))
+
+
+def test_save_refuses_existing_and_overwrites_on_request(tmp_path):
+    stats = make_stats(confidence=False, history=False)
+    stats.save(tmp_path / "store")
+    with pytest.raises(FileExistsError, match="pass overwrite"):
+        stats.save(tmp_path / "store")
+    other = make_stats(confidence=False, history=False, seed=3)
+    other.save(tmp_path / "store", overwrite=True)
+    assert_same(ForgettingStats.load(tmp_path / "store"), other)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    stats = make_stats(confidence=False, history=False)
+
+    def boom(_array):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(_stats, "_crc32", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        stats.save(tmp_path / "store")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_meta_must_be_jsonable(tmp_path):
+    stats = make_stats(confidence=False, history=False)
+    stats.meta = {"bad": object()}
+    with pytest.raises(TypeError, match="Expected `meta` to be JSON-able"):
+        stats.save(tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def _set_attr(store: Path, key: str, value):
+    meta_file = store / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"][key] = value
+    meta_file.write_text(json.dumps(meta))
+
+
+@pytest.fixture
+def store(tmp_path):
+    make_stats(num_pixels=50).save(tmp_path / "store")
+    return tmp_path / "store"
+
+
+@pytest.mark.parametrize("version", [STORE_FORMAT_VERSION + 1, "1", None])
+def test_newer_or_unknown_version_is_refused(store, version):
+    _set_attr(store, "format_version", version)
+    with pytest.raises(ValueError, match="Expected a ForgettingStats store of format version 1"):
+        ForgettingStats.load(store)
+
+
+def test_not_a_store(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Expected `path` to be a ForgettingStats store"):
+        ForgettingStats.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="Expected `path` to be a ForgettingStats store"):
+        ForgettingStats.load(tmp_path / "empty")
+
+
+def test_other_zarr_group_is_refused(store):
+    _set_attr(store, "format", "something.else")
+    with pytest.raises(ValueError, match="got format 'something.else'"):
+        ForgettingStats.load(store)
+
+
+def test_missing_chunk_is_damage(store):
+    chunk = next((store / "correct" / "c").iterdir())
+    chunk.unlink()
+    with pytest.raises(ValueError, match="got a damaged one.*missing chunks"):
+        ForgettingStats.load(store)
+
+
+def test_corrupt_chunk_is_damage(store):
+    chunk = next((store / "forgetting_events" / "c").iterdir())
+    chunk.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match="got a damaged one"):
+        ForgettingStats.load(store)
+
+
+def test_checksum_catches_silent_change(store):
+    arrays = ForgettingStats.load(store)
+    shutil.rmtree(store / "switch_events")
+    import zarr
+
+    group = zarr.open_group(store, mode="a")
+    changed = arrays.switch_events.copy()
+    changed[0] += 1
+    group.create_array("switch_events", data=changed, config={"write_empty_chunks": True})
+    with pytest.raises(ValueError, match="checksum mismatch in 'switch_events'"):
+        ForgettingStats.load(store)
+
+
+def test_missing_array_is_damage(store):
+    shutil.rmtree(store / "last_correct")
+    with pytest.raises(ValueError, match="got a damaged one"):
+        ForgettingStats.load(store)
+
+
+def test_truncated_metadata_is_damage(store):
+    (store / "zarr.json").write_text("{")
+    with pytest.raises(ValueError, match="Expected `path` to be a ForgettingStats store"):
+        ForgettingStats.load(store)
+
+
+def test_derived_fields_follow_definitions():
+    stats = ForgettingStats(
+        observations=np.array([0, 3, 3, 4], dtype=np.int32),
+        correct=np.array([0, 0, 3, 2], dtype=np.int32),
+        forgetting_events=np.array([0, 0, 0, 1], dtype=np.int32),
+        switch_events=np.zeros(4, dtype=np.int32),
+        first_learned=np.array([-1, -1, 0, 1], dtype=np.int32),
+        last_correct=np.array([False, False, True, True]),
+        last_prediction=np.array([-1, 1, 0, 0], dtype=np.int16),
+    )
+    assert stats.never_learned.tolist() == [False, True, False, False]
+    assert stats.unforgettable.tolist() == [False, False, True, False]
+    assert stats.forgetting_score.tolist() == [0, 3, 0, 1]
+    assert stats.learning_events.tolist() == [0, 0, 1, 2]
