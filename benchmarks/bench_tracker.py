@@ -8,7 +8,12 @@ data set give). Measured in one run:
 - update, h-flipped: ``tracker.update`` on horizontally flipped sections (the common
   augmentation; a CPU tracker detects them as blocks, flips the inputs back, takes the fast path)
 - scatter path: ``tracker.update(pred, target, pixel_index)`` with upside-down sections (not a
-  contiguous run, so the general gather/scatter path runs; same memory access pattern)
+  contiguous run, so the general scatter path runs; same memory access pattern as the naive
+  reference). On CPU it scatters the observations into dense windows of the pixel space (the
+  samples' index ranges are compact) and updates them like blocks;
+- scatter path, gather/scatter route: the same with windows turned off: gathers the state,
+  reduces duplicates, scatters it back (the route on GPU, and on CPU for entries spread over
+  the whole pixel space)
 - naive:        four float64 numpy arrays per pixel (previous correctness, previous prediction,
   forgetting count, switch count) updated with numpy fancy indexing
 Rates are pixels per CPU-second of this process (``time.process_time``; torch and numpy both
@@ -34,7 +39,7 @@ import time
 import numpy as np
 import torch
 
-from segforget.dynamics import ForgettingTracker
+from segforget.dynamics import ForgettingTracker, _tracker
 
 
 def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -112,8 +117,20 @@ def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Te
     return torch.as_tensor(chosen).view(-1, 1, 1) * (height * width) + ramp
 
 
-def bench_tracker(batches, num_pixels: int, args, *, flip: int | None) -> tuple[float, float, int]:
-    """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index."""
+def bench_tracker(
+    batches, num_pixels: int, args, *, flip: int | None, windows: bool = True
+) -> tuple[float, float, int]:
+    """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index; ``windows``
+    False: the scatter path's gather/scatter route even on CPU."""
+    slack = _tracker._WINDOW_SLACK
+    _tracker._WINDOW_SLACK = slack if windows else 0
+    try:
+        return _bench_tracker(batches, num_pixels, args, flip=flip)
+    finally:
+        _tracker._WINDOW_SLACK = slack
+
+
+def _bench_tracker(batches, num_pixels: int, args, *, flip: int | None):
     device = torch.device(args.device)
     block = args.height * args.width
     tracker = ForgettingTracker(num_pixels, args.classes, device=device)
@@ -202,6 +219,7 @@ def main() -> None:
         "fast path (update_blocks)": bench_tracker(batches, num_pixels, args, flip=None),
         "update, h-flipped sections": bench_tracker(batches, num_pixels, args, flip=-1),
         "scatter path (update)": bench_tracker(batches, num_pixels, args, flip=-2),
+        "  gather/scatter route": bench_tracker(batches, num_pixels, args, flip=-2, windows=False),
     }
     results["naive numpy (4 x float64)"] = bench_naive(batches, num_pixels, args)
 

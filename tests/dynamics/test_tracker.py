@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dynamics import reference as ref
-from segforget.dynamics import MAX_OBSERVATIONS, ForgettingStats, ForgettingTracker
+from segforget.dynamics import MAX_OBSERVATIONS, ForgettingStats, ForgettingTracker, _tracker
 
 INT_FIELDS = (
     "observations",
@@ -25,6 +25,16 @@ INT_FIELDS = (
     "forgetting_score",
 )
 FLOAT_FIELDS = ("confidence", "variability", "aum")
+
+
+@pytest.fixture(params=["windows", "gather"])
+def scatter_route(request, monkeypatch):
+    """Run a test through both CPU routes of the scatter path: dense windows (the default for
+    compact index ranges) and gather/scatter (the GPU route, and the CPU one for spread
+    entries), by turning windows off."""
+    if request.param == "gather":
+        monkeypatch.setattr(_tracker, "_WINDOW_SLACK", 0)
+    return request.param
 
 
 def random_updates(
@@ -98,7 +108,7 @@ def assert_stats_identical(a: ForgettingStats, b: ForgettingStats):
     ("logits", "confidence", "history"),
     [(False, False, False), (True, False, True), (True, True, True), (False, False, True)],
 )
-def test_matches_reference(seed, logits, confidence, history):
+def test_matches_reference(seed, logits, confidence, history, scatter_route):
     rng = np.random.default_rng(seed)
     num_pixels, num_classes = 40, 3
     updates = random_updates(
@@ -121,7 +131,7 @@ def test_matches_reference(seed, logits, confidence, history):
             stats.correctness_history([0])
 
 
-def test_duplicates_reduce_as_documented():
+def test_duplicates_reduce_as_documented(scatter_route):
     """One call, pixel 0 seen twice: correct only if both are; class = max; prob = min."""
     tracker = ForgettingTracker(2, 3, confidence=True)
     logits = torch.tensor([[[[2.0]], [[0.0]], [[0.0]]], [[[1.0]], [[0.0]], [[0.5]]]])  # (2,3,1,1)
@@ -213,7 +223,7 @@ def test_invariant_to_how_observations_are_split(logits):
 
 
 @pytest.mark.parametrize(("confidence", "ignore_rate"), [(False, 0.1), (True, 0.1), (False, 0.0)])
-def test_block_path_equals_scatter_path(confidence, ignore_rate):
+def test_block_path_equals_scatter_path(confidence, ignore_rate, scatter_route):
     """update_blocks, update with contiguous pixel_index (detected) and the scatter path on
     the same observations in a shuffled layout give bit-identical statistics."""
     rng = np.random.default_rng(7)
@@ -273,7 +283,7 @@ def test_contiguous_and_flipped_sections_take_the_block_path(monkeypatch):
         tracker.update(target, target, index.flip(-2))
 
 
-def test_update_blocks_with_overlapping_blocks_reduces_duplicates():
+def test_update_blocks_with_overlapping_blocks_reduces_duplicates(scatter_route):
     rng = np.random.default_rng(3)
     updates = []
     tracker = ForgettingTracker(12, 2)
@@ -288,7 +298,7 @@ def test_update_blocks_with_overlapping_blocks_reduces_duplicates():
     assert_matches_reference(tracker.compute(), expected, confidence=False)
 
 
-def test_state_dict_round_trip_and_resume(tmp_path):
+def test_state_dict_round_trip_and_resume(tmp_path, scatter_route):
     rng = np.random.default_rng(11)
     updates = random_updates(rng, num_pixels=30, num_classes=3, steps=20, logits=True)
     options = dict(confidence=True, history=True)
@@ -338,7 +348,7 @@ def _tracker_near_limit(count: int) -> ForgettingTracker:
 
 
 @pytest.mark.parametrize("path", ["blocks", "scatter"])
-def test_counts_exact_to_limit_then_raise(path):
+def test_counts_exact_to_limit_then_raise(path, scatter_route):
     tracker = _tracker_near_limit(MAX_OBSERVATIONS - 1)
 
     def observe(pixels):
@@ -527,7 +537,7 @@ def test_numpy_inputs_accepted():
     assert tracker.compute().correct.tolist() == [1, 0, 0, 0]
 
 
-def test_repeated_contiguous_section_in_one_batch_reduces_duplicates():
+def test_repeated_contiguous_section_in_one_batch_reduces_duplicates(scatter_route):
     """Whole sections detected as blocks, but the same one twice: the scatter path reduces."""
     rng = np.random.default_rng(4)
     updates = []
@@ -543,7 +553,7 @@ def test_repeated_contiguous_section_in_one_batch_reduces_duplicates():
 
 
 @pytest.mark.parametrize("ignore_index", [-1, 0, 300])
-def test_other_ignore_index(ignore_index):
+def test_other_ignore_index(ignore_index, scatter_route):
     rng = np.random.default_rng(8)
     num_pixels, num_classes = 20, 3
     updates = []
@@ -557,3 +567,78 @@ def test_other_ignore_index(ignore_index):
         updates.append((pred, target, index))
     expected = ref.statistics(ref.sequences(updates, num_pixels, ignore_index=ignore_index))
     assert_matches_reference(tracker.compute(), expected, confidence=False)
+
+
+def _crop_updates(rng, *, steps: int, spread: bool):
+    """Crops (with flips, padding -1, ignored targets, duplicates) of 10 sections of 10 x 10
+    pixels: compact index ranges with gaps between them; ``spread`` adds a sample whose few
+    entries span the whole pixel space."""
+    updates = []
+    for _ in range(steps):
+        sections = rng.choice(10, size=3, replace=False)
+        sections[2] = sections[1] if rng.random() < 0.5 else sections[2]  # duplicates
+        index = np.empty((3, 4, 6), dtype=np.int64)
+        for b, section in enumerate(sections):
+            top, left = rng.integers(0, 7), rng.integers(0, 5)
+            rows = (top + np.arange(4))[:, None] * 10 + left + np.arange(6)
+            index[b] = section * 100 + (rows[:, ::-1] if rng.random() < 0.5 else rows)
+        index[rng.random(index.shape) < 0.1] = -1
+        if spread:
+            index[2] = rng.integers(0, 1000, size=(4, 6))
+        target = rng.integers(0, 3, size=index.shape)
+        target[rng.random(index.shape) < 0.1] = ref.IGNORE
+        pred = np.where(rng.random(index.shape) < 0.6, np.clip(target, 0, 2), 1)
+        updates.append((pred, target, index))
+    return updates
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_scatter_path_routes_by_index_spread(spread, monkeypatch):
+    """Compact index ranges take the dense windows, spread ones gather/scatter; both match the
+    reference."""
+    used = []
+    tracker = ForgettingTracker(1000, 3, history=True)
+    for route in ("_apply_windows", "_gather_scatter"):
+        original = getattr(tracker, route)
+
+        def spy(*args, _original=original, _route=route, **kwargs):
+            used.append(_route)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(tracker, route, spy)
+    updates = _crop_updates(np.random.default_rng(12), steps=15, spread=spread)
+    for pred, target, index in updates:
+        tracker.update(torch.as_tensor(pred), torch.as_tensor(target), torch.as_tensor(index))
+    assert set(used) == {"_gather_scatter" if spread else "_apply_windows"}
+    seqs = ref.sequences(updates, 1000)
+    expected = ref.statistics(seqs)
+    stats = tracker.compute()
+    assert_matches_reference(stats, expected, confidence=False)
+    assert expected["forgetting_events"].sum() > 0
+    np.testing.assert_array_equal(
+        stats.correctness_history(np.arange(1000)),
+        ref.history(seqs, int(expected["observations"].max())),
+    )
+
+
+@pytest.mark.parametrize("flip", [None, -1, -2])
+def test_uint8_inputs_are_read_not_written(flip, scatter_route):
+    """One-byte classes and targets are used in place (no copy): same statistics as int64
+    inputs, and the caller's tensors are left unchanged."""
+    rng = np.random.default_rng(13)
+    trackers = [ForgettingTracker(6 * 12, 3, history=True) for _ in range(2)]
+    for _ in range(6):
+        pred = torch.as_tensor(rng.integers(0, 3, size=(3, 3, 4)))
+        target = torch.as_tensor(rng.integers(0, 3, size=(3, 3, 4)))
+        target[0, 0, 0] = 255
+        index = torch.as_tensor(rng.choice(6, 3, replace=False)).view(3, 1, 1) * 12
+        index = index + torch.arange(12).view(3, 4)
+        if flip is not None:
+            pred, target, index = pred.flip(flip), target.flip(flip), index.flip(flip)
+        small = [pred.to(torch.uint8), target.to(torch.uint8)]
+        copies = [t.clone() for t in small]
+        trackers[0].update(pred, target, index)
+        trackers[1].update(*small, index)
+        for t, copy in zip(small, copies):
+            assert torch.equal(t, copy)
+    assert_stats_identical(trackers[0].compute(), trackers[1].compute())

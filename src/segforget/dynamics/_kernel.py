@@ -9,6 +9,7 @@ counter passes 65,535, so the patterns are always the true counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -16,10 +17,11 @@ import torch
 __all__ = [
     "MAX_OBSERVATIONS",
     "CoreState",
+    "Observation",
     "observe_",
+    "derive",
     "Workspace",
     "as_uint16",
-    "nonzero01",
     "logit_statistics",
 ]
 
@@ -50,7 +52,7 @@ class CoreState:
     correct: torch.Tensor
     forgetting: torch.Tensor
     switches: torch.Tensor
-    first_learned: torch.Tensor
+    first_learned: torch.Tensor | None
     last_prediction: torch.Tensor
     flags: torch.Tensor
     prob_mean: torch.Tensor | None = None
@@ -63,145 +65,220 @@ def as_uint16(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.to(torch.int32) & 0xFFFF
 
 
-def nonzero01(values: torch.Tensor) -> torch.Tensor:
-    """``uint8`` 0/1: whether each ``uint8`` value is non-zero.
-
-    Written as a clamp because torch's CPU comparison kernels that produce ``bool`` are about
-    ten times slower than same-dtype arithmetic on ``uint8``.
-    """
-    return values.clamp(max=1)
-
-
 class Workspace:
-    """Reusable scratch buffers for :func:`observe_` and input preparation.
+    """Reusable, named scratch buffers for one update (inputs, derived values, gathered state).
 
     Allocating fresh batch-sized temporaries for every operation makes the allocator return
     memory to the OS and page-fault it back on each update (a third of the CPU time on CPU);
-    writing into buffers that live as long as the tracker avoids that. Batch-sized: 7 bytes
-    per pixel of the largest update, not per pixel of the pixel space.
+    writing into buffers that live as long as the tracker avoids that. Each name is one buffer,
+    grown when a larger update needs it; an update never hands out one name for two purposes.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self._u8 = torch.empty((6, 0), dtype=torch.uint8, device=device)
-        self._i16 = torch.empty(0, dtype=torch.int16, device=device)
-        # Scatter path only: gathered state (5 int16 + 2 uint8 per entry) and slot indices.
-        self._gathered16 = torch.empty((5, 0), dtype=torch.int16, device=device)
-        self._gathered8 = torch.empty((2, 0), dtype=torch.uint8, device=device)
-        self._index = torch.empty(0, dtype=torch.int64, device=device)
+        self._buffers: dict[str, torch.Tensor] = {}
+        self._constants: dict[Hashable, torch.Tensor] = {}
 
     @property
     def nbytes(self) -> int:
-        return (
-            self._u8.numel()
-            + 2 * self._i16.numel()
-            + 2 * self._gathered16.numel()
-            + self._gathered8.numel()
-            + 8 * self._index.numel()
-        )
+        tensors = [*self._buffers.values(), *self._constants.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
-    def get(self, size: int) -> tuple[torch.Tensor, ...]:
-        """Six uint8 buffers and one int16 buffer, each (size,)."""
-        if size > self._i16.numel():
-            self._u8 = torch.empty((6, size), dtype=torch.uint8, device=self.device)
-            self._i16 = torch.empty(size, dtype=torch.int16, device=self.device)
-        return (*self._u8[:, :size], self._i16[:size])
+    def constant(self, key: Hashable, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The tensor ``make()`` on this device, built once per ``key`` (e.g. a sample shape)."""
+        if key not in self._constants:
+            self._constants[key] = make().to(self.device)
+        return self._constants[key]
 
-    def gathered(self, size: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Slot index buffer (size,) int64, and buffers for a gathered :class:`CoreState`:
-        five int16 and two uint8 tensors (size,), in CoreState field order."""
-        if size > self._index.numel():
-            self._gathered16 = torch.empty((5, size), dtype=torch.int16, device=self.device)
-            self._gathered8 = torch.empty((2, size), dtype=torch.uint8, device=self.device)
-            self._index = torch.empty(size, dtype=torch.int64, device=self.device)
-        buffers = [*self._gathered16[:, :size], *self._gathered8[:, :size]]
-        return self._index[:size], buffers
+    def get(self, name: str, size: int, dtype: torch.dtype) -> torch.Tensor:
+        """Buffer ``name`` of shape (size,) and the given dtype (contents undefined)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < size or buffer.dtype != dtype:
+            buffer = torch.empty(size, dtype=dtype, device=self.device)
+            self._buffers[name] = buffer
+        return buffer[:size]
 
 
-def observe_(
-    state: CoreState,
+@dataclass
+class Observation:
+    """One update's per-entry inputs and the byte-sized values derived from them, each (N,).
+
+    Derived (:func:`derive`) per state view the kernel updates (a run of blocks, a window),
+    so the view's buffers are still in cache when the kernel reads them; every field is an
+    elementwise function of the inputs, precomputed so the kernel needs fewer passes.
+
+    Attributes:
+        correct: ``uint8`` 0/1, correct and observed.
+        classes: ``uint8`` predicted class.
+        observed: ``uint8`` 0/1.
+        all_observed: the caller knows ``observed`` is 1 everywhere (then the ``None`` fields
+            below are not needed: the kernel skips its masking passes).
+        wrong: ``uint8`` 0/1, observed and not correct.
+        correct4: ``uint8`` 4 * correct (compared with the ``FLAG_LEARNED`` bit).
+        new_bits: ``uint8`` flag bits this observation sets: 7 if correct, 2 if wrong, 0 if
+            not observed.
+        correct16: ``int16`` correct, added to the ``correct`` counter.
+        keep: ``uint8`` flag bits kept: ``FLAG_LEARNED`` where observed, all where not.
+        class_keep: ``uint8`` 0 where observed, 255 where not (mask of the old class).
+        masked_classes: ``uint8`` class where observed, 0 where not.
+        observed16: ``int16`` observed, added to the observation counter.
+        prob, margin: ``float32`` true-class probability and margin, when recording confidence.
+    """
+
+    correct: torch.Tensor
+    classes: torch.Tensor
+    observed: torch.Tensor
+    all_observed: bool
+    wrong: torch.Tensor
+    correct4: torch.Tensor
+    new_bits: torch.Tensor
+    correct16: torch.Tensor
+    keep: torch.Tensor | None = None
+    class_keep: torch.Tensor | None = None
+    masked_classes: torch.Tensor | None = None
+    observed16: torch.Tensor | None = None
+    prob: torch.Tensor | None = None
+    margin: torch.Tensor | None = None
+
+
+def derive(
     correct: torch.Tensor,
-    prediction: torch.Tensor,
+    classes: torch.Tensor,
     observed: torch.Tensor,
     prob: torch.Tensor | None = None,
     margin: torch.Tensor | None = None,
     *,
-    scratch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    workspace: Workspace,
     all_observed: bool = False,
-) -> None:
-    """Apply one observation to every pixel where ``observed`` is 1, in place.
-
-    Only same-dtype arithmetic and bitwise operations on ``uint8``/``int16``, written into the
-    given scratch buffers (no ``where``, no comparisons, no temporaries): these are torch's
-    fast vectorized CPU kernels and are exact on every device.
+) -> Observation:
+    """Compute an :class:`Observation` from flat (N,) ``uint8`` inputs, into workspace buffers.
 
     Args:
-        state: the pixels' state, each tensor (N,).
-        correct: (N,) uint8 0/1 correctness of this observation; 0 where not observed.
-        prediction: (N,) uint8 predicted class.
-        observed: (N,) uint8 0/1, which pixels this step observes.
-        prob, margin: (N,) float32 true-class probability and margin, when recording confidence.
-        scratch: two uint8 and one int16 buffer (N,), overwritten.
-        all_observed: the caller knows ``observed`` is 1 everywhere (whole sections without
-            ignored pixels, the common case); the masking operations are then skipped, which
-            gives the same state with fewer passes over memory.
+        correct: (N,) uint8 0/1, 0 where not observed.
+        classes: (N,) uint8 predicted class.
+        observed: (N,) uint8 0/1.
+        prob, margin: (N,) float32, or None.
+        workspace: where the derived values are written.
+        all_observed: ``observed`` is known to be 1 everywhere (skips the masks).
     """
-    first, second, wide = scratch
-    flags = state.flags
-    # Flags bits: 1 last correct, 2 observed before, 4 learned before.
-    torch.bitwise_right_shift(flags, 1, out=first)
-    first &= observed  # seen before, and observed now
-    torch.bitwise_xor(state.last_prediction, prediction, out=second)
-    second.clamp_(max=1)  # prediction changed (a clamp: bool comparisons are slow on CPU)
-    second &= first
-    wide.copy_(second)
-    state.switches += wide
-    torch.bitwise_xor(correct, 1, out=first)
-    first &= flags  # bit 0 of flags: last observation correct
+    size = correct.numel()
+
+    def u8(name: str) -> torch.Tensor:
+        return workspace.get(name, size, torch.uint8)
+
+    def i16(name: str) -> torch.Tensor:
+        return workspace.get(name, size, torch.int16)
+
+    # Multiplications rather than shifts: torch's uint8 shifts are slower on CPU.
+    wrong = torch.bitwise_xor(observed, correct, out=u8("wrong"))
+    correct4 = torch.mul(correct, FLAG_LEARNED, out=u8("correct4"))
+    # 7 (last correct, observed, learned) if correct, 2 (observed) if wrong, 0 if unobserved.
+    new_bits = torch.mul(correct, FLAG_LAST_CORRECT | FLAG_LEARNED, out=u8("new_bits"))
+    if all_observed:
+        new_bits += FLAG_SEEN
+    else:
+        new_bits.add_(observed, alpha=FLAG_SEEN)
+    ob = Observation(
+        correct=correct,
+        classes=classes,
+        observed=observed,
+        all_observed=all_observed,
+        wrong=wrong,
+        correct4=correct4,
+        new_bits=new_bits,
+        correct16=i16("correct16").copy_(correct),
+        prob=prob,
+        margin=margin,
+    )
     if not all_observed:
-        first &= observed
-    wide.copy_(first)
-    state.forgetting += wide
-    torch.bitwise_right_shift(flags, 2, out=second)
-    second &= 1  # learned before
-    torch.bitwise_xor(second, 1, out=first)
-    first &= correct  # newly learned
+        # Masks that turn the kernel's writes into selects: unobserved pixels keep their state.
+        ob.class_keep = torch.sub(observed, 1, out=u8("class_keep"))  # 0 or 255 (wraps)
+        ob.keep = torch.bitwise_or(ob.class_keep, FLAG_LEARNED, out=u8("keep"))
+        ob.masked_classes = torch.bitwise_not(ob.class_keep, out=u8("masked_classes"))
+        ob.masked_classes &= classes
+        ob.observed16 = i16("observed16").copy_(observed)
+    return ob
+
+
+def _add_(counter: torch.Tensor, increment: torch.Tensor, wide: torch.Tensor) -> None:
+    """``counter += increment`` for an int16 counter and a uint8 increment; widening into
+    ``wide`` first is faster on CPU than torch's mixed-dtype add."""
+    wide.copy_(increment)
+    counter += wide
+
+
+def observe_(
+    state: CoreState,
+    ob: Observation,
+    *,
+    scratch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> torch.Tensor | None:
+    """Apply one observation to every pixel where ``ob.observed`` is 1, in place.
+
+    About 15 passes: same-dtype arithmetic, bitwise operations and comparisons written into
+    ``uint8`` / ``int16`` scratch buffers (no ``where``, no ``bool`` tensors, no allocation):
+    these are torch's fast vectorized CPU kernels, and exact on every device.
+
+    Args:
+        state: the pixels' state, each tensor (N,). ``first_learned`` may be None: the caller
+            then applies the returned increment itself (the scatter path gathers that field
+            only when some pixel is newly learned).
+        ob: the observation of these N pixels.
+        scratch: three uint8 and one int16 buffer (N,), overwritten.
+
+    Returns:
+        The ``int16`` increment of ``first_learned`` (the observation count of newly learned
+        pixels, 0 elsewhere; a scratch view) when ``state.first_learned`` is None, else None.
+        None as well on CPU when no pixel is newly learned.
+    """
+    first, second, learned, wide = scratch
+    flags = state.flags
+    # Switch: seen before (flags bit 1), observed now, and the predicted class changed.
+    torch.bitwise_right_shift(flags, 1, out=second)
+    if not ob.all_observed:
+        second &= ob.observed
+    torch.ne(state.last_prediction, ob.classes, out=first)
+    first &= second
+    _add_(state.switches, first, wide)
+    # Forgetting: last observation correct (flags bit 0) and this one wrong.
+    torch.bitwise_and(flags, ob.wrong, out=first)
+    _add_(state.forgetting, first, wide)
+    state.correct += ob.correct16
+    # The learned bit where observed (all bits where not, which new_bits leaves unchanged).
+    torch.bitwise_and(flags, FLAG_LEARNED if ob.keep is None else ob.keep, out=learned)
+    torch.gt(ob.correct4, learned, out=first)  # newly learned
+    increment = None
     # Late in training few pixels are newly learned; on CPU checking costs less than the
-    # three passes it saves (on GPU the check would be a sync).
+    # passes it saves (on GPU the check would be a sync).
     if first.device.type != "cpu" or bool(first.any()):
         # first_learned is the count before this observation; it stays 0 until learned.
         wide.copy_(first)
         wide *= state.observations
-        state.first_learned += wide
-    wide.copy_(correct)
-    state.correct += wide
-    if all_observed:
+        if state.first_learned is None:
+            increment = wide
+        else:
+            state.first_learned += wide
+    if ob.all_observed:
         state.observations += 1
-        state.last_prediction.copy_(prediction)
+        state.last_prediction.copy_(ob.classes)
     else:
-        wide.copy_(observed)
-        state.observations += wide
-        # x += (new - x) * observed: a select in modular uint8 arithmetic.
-        torch.sub(prediction, state.last_prediction, out=first)
-        first *= observed
-        state.last_prediction += first
-    second |= correct  # learned after this observation
-    second <<= 2
-    second |= correct
-    second |= FLAG_SEEN
-    if all_observed:
-        flags.copy_(second)
-    else:
-        second -= flags
-        second *= observed
-        flags += second
+        state.observations += ob.observed16
+        state.last_prediction &= ob.class_keep
+        state.last_prediction |= ob.masked_classes
+    torch.bitwise_or(learned, ob.new_bits, out=flags)
     if state.prob_mean is not None:
-        weight = observed.to(torch.float32)
-        count = as_uint16(state.observations).to(torch.float32).clamp_(min=1)
-        delta = prob - state.prob_mean
-        state.prob_mean.add_(delta * weight / count)
-        state.prob_m2.add_(delta * (prob - state.prob_mean) * weight)
-        state.margin_mean.add_((margin - state.margin_mean) * weight / count)
+        _welford_(state, ob)
+    return increment
+
+
+def _welford_(state: CoreState, ob: Observation) -> None:
+    """Running mean / M2 of the true-class probability and mean margin, after the counts."""
+    weight = ob.observed.to(torch.float32)
+    count = as_uint16(state.observations).to(torch.float32).clamp_(min=1)
+    delta = ob.prob - state.prob_mean
+    state.prob_mean.add_(delta * weight / count)
+    state.prob_m2.add_(delta * (ob.prob - state.prob_mean) * weight)
+    state.margin_mean.add_((ob.margin - state.margin_mean) * weight / count)
 
 
 def logit_statistics(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from segforget.dynamics._kernel import (
     CoreState,
     Workspace,
     as_uint16,
+    derive,
     logit_statistics,
     observe_,
 )
@@ -57,8 +59,10 @@ class ForgettingTracker:
     (float32 Welford mean/M2 of the true-class probability, mean margin) and one bit per
     observation with ``history`` (byte planes, grown 64 observations at a time). Counts are exact
     up to 65,535 observations per pixel; an update that would go past raises ``ValueError`` and
-    changes nothing. Scratch buffers sized to the largest batch (about 8 bytes per batch pixel,
-    20 on the scatter path) are kept between updates and are not counted in :attr:`nbytes`.
+    changes nothing. Scratch buffers are kept between updates and are not counted in
+    :attr:`nbytes`: about 14 bytes per pixel of the largest run of blocks on the block path (2
+    per pixel of an F3 batch of 8 random sections), 20 per batch pixel on the CPU scatter path,
+    40 on the gather/scatter route.
 
     Two update paths, bit-identical results:
 
@@ -66,9 +70,13 @@ class ForgettingTracker:
       no geometric augmentation): :meth:`update_blocks` with the samples' offsets, or
       :meth:`update` on a CPU tracker, which detects such batches with one comparison pass.
       The state is updated through views, with no index tensor.
-    - scatter path: arbitrary ``pixel_index`` (flips, crops, rotations, padding): gathers the
-      pixels' state, reduces duplicates with ``scatter_reduce`` (min/max, order-independent),
-      and scatters one identical new value per pixel, so it is deterministic on CPU and GPU.
+    - scatter path: arbitrary ``pixel_index`` (flips, crops, rotations, padding). On CPU, when
+      the samples' index ranges are compact (at most ``_WINDOW_SLACK`` = 4 window pixels per
+      entry), the observations are scattered into dense windows of the pixel space (duplicates
+      reduce with ``scatter_reduce`` max) and the windows are updated like blocks. Otherwise,
+      and always on GPU (finding the ranges would sync), the gather/scatter route gathers the
+      pixels' state, reduces duplicates with ``scatter_reduce`` (min/max, order-independent)
+      and scatters one identical new value per pixel. Both are deterministic on CPU and GPU.
 
     No update makes a host-device round trip on GPU (the overflow check keeps an upper bound of
     the observation count on the host and syncs only when it could pass 65,535). Predicted
@@ -176,14 +184,9 @@ class ForgettingTracker:
         return tensors
 
     # ------------------------------------------------------------------ input handling
-    def _prepare(
-        self, prediction: Any, target: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Validate and turn inputs into (B, H, W) tensors on the device.
-
-        Returns:
-            correct (uint8 0/1), predicted class (uint8), observed (uint8 0/1; target !=
-            ignore_index), prob and margin (float32) or None.
+    def _prepare(self, prediction: Any, target: Any) -> _Batch:
+        """Validate inputs; (B, H, W) classes and targets on the device, still in their integer
+        dtype (:meth:`_bytes` converts them where they are used), prob and margin if recorded.
         """
         prediction = _as_tensor(prediction, "prediction")
         target = _as_tensor(target, "target")
@@ -236,28 +239,45 @@ class ForgettingTracker:
             classes = prediction.argmax(dim=1)
         else:
             classes = prediction
-        # Classes and targets fit one byte (num_classes <= 256); uint8 arithmetic is the fast
-        # path of torch's CPU kernels, and bool comparisons are not (see _kernel.observe_).
-        shape = target.shape
-        class_byte, target_byte, observed, correct, *_ = self._workspace.get(target.numel())
-        class_byte.copy_(classes.reshape(-1))
-        target_byte.copy_(target.reshape(-1))
+        return _Batch(classes=classes, target=target, prob=prob, margin=margin)
+
+    def _bytes(
+        self, batch: _Batch, rows: slice = slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flat ``uint8`` correct (0/1, 0 where unobserved), predicted class and observed
+        (0/1: target != ignore_index) of the samples ``rows`` of ``batch``, in workspace buffers.
+
+        Classes and targets fit one byte (num_classes <= 256); uint8 arithmetic (and
+        comparisons written to uint8) is the fast path of torch's CPU kernels, bool is not.
+        """
+        if batch.correct is not None:
+            converted = (batch.correct, batch.classes, batch.observed)
+            return tuple(t[rows].reshape(-1) for t in converted)
+        classes, target = batch.classes[rows], batch.target[rows]
+        size = target.numel()
+        class_byte = self._byte_view(classes, "classes")
+        target_byte = self._byte_view(target, "target")
+        observed = self._workspace.get("observed", size, torch.uint8)
+        correct = self._workspace.get("correct", size, torch.uint8)
         if 0 <= self.ignore_index <= 255:
-            torch.bitwise_xor(target_byte, self.ignore_index, out=observed)
-            observed.clamp_(max=1)
+            torch.ne(target_byte, self.ignore_index, out=observed)
         else:
             observed.copy_(target.reshape(-1) != self.ignore_index)
-        torch.bitwise_xor(class_byte, target_byte, out=correct)
-        correct.clamp_(max=1)
-        correct ^= 1
-        correct &= observed
-        return (
-            correct.view(shape),
-            class_byte.view(shape),
-            observed.view(shape),
-            prob,
-            margin,
-        )
+        torch.eq(class_byte, target_byte, out=correct)
+        # On CPU a host-side check is free of syncs and cheaper than the masking pass.
+        if self.device.type != "cpu" or not bool(observed.all()):
+            correct &= observed
+        if batch.mirrored:
+            values = (correct, class_byte, observed)
+            return tuple(t.view(target.shape).flip(-1).reshape(-1) for t in values)
+        return correct, class_byte, observed
+
+    def _byte_view(self, values: torch.Tensor, name: str) -> torch.Tensor:
+        """Flat uint8 ``values``: the tensor itself when it already is (read only), else a
+        converted copy in workspace buffer ``name``."""
+        if values.dtype == torch.uint8 and values.is_contiguous():
+            return values.reshape(-1)
+        return self._workspace.get(name, values.numel(), torch.uint8).copy_(values.reshape(-1))
 
     # ------------------------------------------------------------------ update
     def update(self, prediction: Any, target: Any, pixel_index: Any) -> None:
@@ -277,28 +297,29 @@ class ForgettingTracker:
                 observations or an index is >= P.
         """
         pixel_index = _as_tensor(pixel_index, "pixel_index")
-        correct, classes, observed, prob, margin = self._prepare(prediction, target)
-        if tuple(pixel_index.shape) != tuple(correct.shape):
+        batch = self._prepare(prediction, target)
+        shape = tuple(batch.target.shape)
+        if tuple(pixel_index.shape) != shape:
             raise ValueError(
-                f"Expected `pixel_index` to have the shape of `target` {tuple(correct.shape)}, "
+                f"Expected `pixel_index` to have the shape of `target` {shape}, "
                 f"got {tuple(pixel_index.shape)}"
             )
         if pixel_index.dtype.is_floating_point or pixel_index.dtype == torch.bool:
             raise TypeError(f"Expected `pixel_index` to hold integers, got {pixel_index.dtype}")
         pixel_index = pixel_index.to(self.device, non_blocking=True).to(torch.int64)
         if not self._distributed() and self.device.type == "cpu":
-            offsets = _block_offsets(pixel_index, self.num_pixels)
+            offsets = _block_offsets(pixel_index, self.num_pixels, self._workspace)
             if offsets is not None:
-                self._apply_blocks(correct, classes, observed, prob, margin, offsets)
+                self._apply_blocks(batch, offsets)
                 return
             # Horizontally flipped whole sections (the common augmentation) are blocks too,
-            # once the inputs are flipped back.
-            offsets = _block_offsets(pixel_index, self.num_pixels, flipped=True)
+            # once the inputs are flipped back (per run of blocks, as bytes: cheaper to flip).
+            offsets = _block_offsets(pixel_index, self.num_pixels, self._workspace, flipped=True)
             if offsets is not None:
-                inputs = (correct, classes, observed, prob, margin)
-                flipped = [t.flip(-1) if t is not None else None for t in inputs]
-                self._apply_blocks(*flipped, offsets)
+                self._apply_blocks(replace(batch, mirrored=True), offsets)
                 return
+        correct, classes, observed = self._bytes(batch)
+        prob, margin = _flatten(batch.prob, batch.margin)
         self._apply_scatter(correct, classes, observed, prob, margin, pixel_index)
 
     def update_blocks(
@@ -319,14 +340,14 @@ class ForgettingTracker:
         Raises:
             ValueError: if a block reaches outside [0, P) or ``offsets`` has the wrong length.
         """
-        correct, classes, observed, prob, margin = self._prepare(prediction, target)
+        batch = self._prepare(prediction, target)
         if isinstance(offsets, torch.Tensor):
             offsets = offsets.detach().cpu().tolist()
         offsets = [int(o) for o in np.asarray(offsets).reshape(-1).tolist()]
-        batch, height, width = correct.shape
-        if len(offsets) != batch:
+        samples, height, width = batch.target.shape
+        if len(offsets) != samples:
             raise ValueError(
-                f"Expected `offsets` to hold {batch} values (one per sample), got {len(offsets)}"
+                f"Expected `offsets` to hold {samples} values (one per sample), got {len(offsets)}"
             )
         block = height * width
         for offset in offsets:
@@ -338,7 +359,7 @@ class ForgettingTracker:
         if self._distributed():
             # Gather the blocks of all ranks; they stay blocks, so the fast path still applies.
             local = torch.tensor(offsets, dtype=torch.int64, device=self.device)
-            flat = _flatten(correct, classes, observed, prob, margin)
+            flat = [*self._bytes(batch), *_flatten(batch.prob, batch.margin)]
             (gathered_offsets,) = _distributed.all_gather_cat([local])
             gathered = _distributed.all_gather_cat(flat)
             offsets = gathered_offsets.tolist()
@@ -347,8 +368,8 @@ class ForgettingTracker:
                     f"Expected every rank to update blocks of {height} x {width} pixels, got "
                     "other sizes on some ranks"
                 )
-            correct, classes, observed, prob, margin = (
-                t.view(len(offsets), height, width) if t is not None else None for t in gathered
+            batch = _Batch.of_bytes(
+                *(t.view(len(offsets), height, width) if t is not None else None for t in gathered)
             )
         ordered = sorted(offsets)
         if any(b < a + block for a, b in zip(ordered, ordered[1:])):
@@ -356,10 +377,10 @@ class ForgettingTracker:
             pixel_index = index.view(-1, 1, 1) + torch.arange(
                 block, dtype=torch.int64, device=self.device
             ).view(height, width)
-            flat = _flatten(correct, classes, observed, prob, margin)
-            self._scatter(pixel_index.reshape(-1), *flat)
+            flat = [*self._bytes(batch), *_flatten(batch.prob, batch.margin)]
+            self._scatter(pixel_index.reshape(-1), *flat, samples=len(offsets))
             return
-        self._apply_blocks(correct, classes, observed, prob, margin, offsets)
+        self._apply_blocks(batch, offsets)
 
     def _distributed(self) -> bool:
         return self.sync_distributed and _distributed.world_size() > 1
@@ -391,36 +412,61 @@ class ForgettingTracker:
             f"would pass it for {count} pixels; save the statistics and start a new tracker"
         )
 
-    def _apply_blocks(self, correct, classes, observed, prob, margin, offsets: list[int]) -> None:
-        batch = correct.shape[0]
-        block = correct[0].numel()
-        inputs = (correct, classes, observed, prob, margin)
-        flat = [t.reshape(batch, block) if t is not None else None for t in inputs]
+    def _apply_blocks(self, batch: _Batch, offsets: list[int]) -> None:
+        """Block path: sample b covers pixels ``offsets[b] ..`` (non-overlapping); the state is
+        updated through views, one run of consecutive blocks at a time."""
+        block = batch.classes[0].numel()
         runs = _consecutive_runs(offsets, block)
+        self._observe_views(
+            [
+                (
+                    slice(offset + 1, offset + 1 + rows * block),
+                    _LazyBytes(self, batch, slice(start_row, start_row + rows)),
+                )
+                for start_row, rows, offset in runs
+            ]
+        )
+
+    def _observe_views(self, parts: list) -> None:
+        """Apply one observation to state views: ``parts`` holds (view, inputs) with ``view``
+        a slice of the state slots and ``inputs`` the (correct, classes, observed, prob,
+        margin) of its pixels (flat, or a :class:`_LazyBytes` that converts when read)."""
         if self._overflow_possible():
             full = 0
-            for row, rows, offset in runs:
-                counts = self._state.observations[offset + 1 : offset + 1 + rows * block]
-                seen = flat[2][row : row + rows].reshape(-1).to(torch.bool)
+            for view, inputs in parts:
+                counts = self._state.observations[view]
+                seen = _materialize(inputs)[2].to(torch.bool)
                 full += int(((counts == -1) & seen).sum())
             if full:
                 self._raise_overflow(full)
         self._reserve()
-        *_, first, second, wide = self._workspace.get(batch * block)
-        # On CPU a host-side check is free of syncs; no ignored pixel allows a leaner kernel.
-        all_observed = self.device.type == "cpu" and bool(observed.all())
-        for start_row, rows, offset in runs:
-            part = [
-                t[start_row : start_row + rows].reshape(-1) if t is not None else None for t in flat
-            ]
-            view = slice(offset + 1, offset + 1 + rows * block)
+        for view, inputs in parts:
+            # Converted and derived per view, not per batch: its buffers stay in cache.
+            correct, classes, observed, prob, margin = _materialize(inputs)
             state = _select(self._state, view)
             if self._history is not None:
-                self._record_history_block(state.observations, part[0], view)
-            rows_slice = slice(start_row * block, (start_row + rows) * block)
-            scratch = (first[rows_slice], second[rows_slice], wide[rows_slice])
-            observe_(state, *part, scratch=scratch, all_observed=all_observed)
+                self._record_history_block(state.observations, correct, view)
+            # On CPU a host-side check is free of syncs; no ignored pixel allows a leaner kernel.
+            all_observed = self.device.type == "cpu" and bool(observed.all())
+            ob = derive(
+                correct,
+                classes,
+                observed,
+                prob,
+                margin,
+                workspace=self._workspace,
+                all_observed=all_observed,
+            )
+            observe_(state, ob, scratch=self._scratch(correct.numel()))
         self._max_observations += 1
+
+    def _scratch(self, size: int) -> tuple[torch.Tensor, ...]:
+        """Scratch buffers of :func:`observe_`: three uint8 and one int16, each (size,)."""
+        get = self._workspace.get
+        return (
+            *(get(f"scratch{i}", size, torch.uint8) for i in range(3)),
+            get("wide", size, torch.int16),
+        )
 
     def _record_history_block(
         self, observations: torch.Tensor, correct: torch.Tensor, view: slice
@@ -434,12 +480,17 @@ class ForgettingTracker:
 
     def _apply_scatter(self, correct, classes, observed, prob, margin, pixel_index) -> None:
         index = pixel_index.reshape(-1)
-        if index.numel() and self.device.type == "cpu" and int(index.max()) >= self.num_pixels:
-            # On GPU this check would sync; there indices >= P land in a trash slot.
-            raise ValueError(
-                f"Expected `pixel_index` values < num_pixels ({self.num_pixels}), "
-                f"got {int(index.max())}"
-            )
+        samples = pixel_index.shape[0] if pixel_index.dim() == 3 and index.numel() else 1
+        bounds = None
+        if index.numel() and self.device.type == "cpu":
+            # On GPU this check would sync; there indices >= P land in a trash slot. On CPU the
+            # per-sample bounds also serve to find the scatter path's windows.
+            bounds = index.view(samples, -1).aminmax(dim=1)
+            largest = int(bounds.max.max())
+            if largest >= self.num_pixels:
+                raise ValueError(
+                    f"Expected `pixel_index` values < num_pixels ({self.num_pixels}), got {largest}"
+                )
         observed = observed.reshape(-1)
         correct = correct.reshape(-1)
         classes = classes.reshape(-1)
@@ -451,37 +502,82 @@ class ForgettingTracker:
             gathered = _distributed.gather_observations(index, correct, classes, prob, margin)
             index, correct, classes, prob, margin = gathered
             observed = ((index >> 63) + 1).to(torch.uint8)
-        self._scatter(index, correct, classes, observed, prob, margin)
+            samples, bounds = 1, None  # ranks may send different sizes
+        self._scatter(
+            index, correct, classes, observed, prob, margin, samples=samples, bounds=bounds
+        )
 
-    def _scatter(self, index, correct, classes, observed, prob, margin) -> None:
-        """Scatter path on flat (N,) inputs, with gather/scatter_ (torch's fast indexed
-        kernels) and no bool masks."""
-        # Slot of each entry: pixel + 1; negative indices clamp to trash slot 0, too large ones
-        # to trash slot P + 1, unobserved entries (ignore_index) multiply to slot 0.
-        slots, buffers = self._workspace.gathered(index.numel())
-        index = torch.add(index, 1, out=slots).clamp_(0, self.num_pixels + 1).mul_(observed)
+    def _scatter(
+        self, index, correct, classes, observed, prob, margin, *, samples: int, bounds=None
+    ) -> None:
+        """Scatter path on flat (N,) inputs (``samples`` equal parts, one per sample;
+        ``bounds``: their index minima and maxima when already known).
+
+        On CPU, when the samples' index ranges are compact (:func:`_windows`), the
+        observations are scattered into dense windows of the pixel space and the windows are
+        updated like blocks. Otherwise (and always on GPU, where finding the ranges would
+        sync): gather the entries' state, reduce duplicates, apply the kernel, scatter back.
+        """
+        if self.device.type == "cpu":
+            windows = _windows(index, observed, samples, self._workspace, bounds=bounds)
+            if windows is not None:
+                self._apply_windows(windows, correct, classes, observed, prob, margin)
+                return
+        self._gather_scatter(index, correct, classes, observed, prob, margin)
+
+    def _apply_windows(self, windows: _Windows, correct, classes, observed, prob, margin):
+        """Reduce duplicates by scattering the observations (3 bytes per entry, not the 12
+        bytes of state in seven tensors) into zeroed dense windows, then update each window
+        through state views with the block kernel (unobserved pixels keep their state)."""
+        size, position = windows.size + 1, windows.position  # slot `size - 1`: trash
+        get = self._workspace.get
+        # One code per entry: 2 observed and wrong, 1 observed and correct, 0 not observed.
+        # Its maximum over a pixel's occurrences says both whether the pixel was observed and
+        # whether any occurrence was wrong (zero-filled, so include_self=True adds nothing).
+        code = get("occurrence_code", correct.numel(), torch.uint8)
+        torch.bitwise_xor(observed, correct, out=code)
+        code += observed
+        window_code = get("window_code", size, torch.uint8).zero_()
+        window_code.scatter_reduce_(0, position, code, "amax")
+        seen = torch.clamp(window_code, max=1, out=get("window_seen", size, torch.uint8))
+        window_correct = torch.eq(window_code, 1, out=get("window_correct", size, torch.uint8))
+        window_classes = get("window_classes", size, torch.uint8).zero_()
+        window_classes.scatter_reduce_(0, position, classes, "amax")
+        confidence = []
+        for name, values in (("prob", prob), ("margin", margin)):
+            if values is not None:
+                # Scatter the values first, so every observed slot holds one of them and the
+                # minimum is over the occurrences only; unobserved slots stay 0 (finite).
+                window = get(f"window_{name}", size, torch.float32).zero_()
+                window.scatter_(0, position, values)
+                confidence.append(window.scatter_reduce_(0, position, values, "amin"))
+        prob, margin = confidence or (None, None)
+        views = [
+            (slice(start + 1, start + 1 + length), slice(offset, offset + length))
+            for start, length, offset in windows.ranges
+        ]
+        inputs = (window_correct, window_classes, seen, prob, margin)
+        self._observe_views([(view, _part(inputs, part)) for view, part in views])
+
+    def _gather_scatter(self, index, correct, classes, observed, prob, margin) -> None:
+        """General scatter path: gather the entries' state, reduce duplicates, apply the
+        kernel, scatter back; gather/scatter_ (torch's fast indexed kernels), no bool masks, no
+        sync on GPU."""
+        size = index.numel()
+        # On CPU a host-side check is free of syncs; no ignored pixel allows a leaner kernel.
+        all_observed = self.device.type == "cpu" and bool(observed.all())
+        index = self._slots(index, observed, all_observed=all_observed)
         st = self._state
-        old = _gather(st, index, buffers)
+        old = self._gather(index)
         if self._overflow_possible():
             real = (index > 0) & (index <= self.num_pixels)
             full = int(((old.observations == -1) & real).sum())
             if full:
                 self._raise_overflow(full)
         self._reserve()
-        # Reduce duplicates: the state's own slots serve as scratch (their old values are
-        # gathered above). min/max are order-independent, so the result is deterministic.
-        # include_self=False: the slots' old contents do not take part, so no fill is needed.
-        st.switches.scatter_reduce_(0, index, classes.to(torch.int16), "amax", include_self=False)
-        classes = st.switches.gather(0, index).to(torch.uint8)
-        st.first_learned.scatter_reduce_(
-            0, index, correct.to(torch.int16), "amin", include_self=False
+        correct, classes, prob, margin = self._reduce_duplicates(
+            index, correct, classes, observed, prob, margin
         )
-        correct = st.first_learned.gather(0, index).to(torch.uint8)
-        if prob is not None:
-            st.prob_mean.scatter_reduce_(0, index, prob, "amin", include_self=False)
-            prob = st.prob_mean.gather(0, index)
-            st.margin_mean.scatter_reduce_(0, index, margin, "amin", include_self=False)
-            margin = st.margin_mean.gather(0, index)
         if self._history is not None:
             # Trash slots start every update with 0 observations (reset below), so their
             # history writes stay in plane 0.
@@ -490,18 +586,84 @@ class ForgettingTracker:
             history = self._history.view(-1)
             bit = correct << (position & 7).to(torch.uint8)
             history.scatter_(0, flat, history.gather(0, flat) | bit)
-        # A distributed update may be larger than the local batch: get() then grows the
-        # buffers; tensors handed out before keep their old storage alive.
-        *_, first, second, wide = self._workspace.get(index.numel())
-        observe_(old, correct, classes, observed, prob, margin, scratch=(first, second, wide))
+        ob = derive(
+            correct,
+            classes,
+            observed,
+            prob,
+            margin,
+            workspace=self._workspace,
+            all_observed=all_observed,
+        )
+        increment = observe_(old, ob, scratch=self._scratch(size))
         # Every occurrence of a pixel computed the same new values, so duplicate writes agree
         # and the result is deterministic.
         for name, value in vars(old).items():
             if value is not None:
                 getattr(st, name).scatter_(0, index, value)
+        if increment is not None:
+            # first_learned is read and written only when some pixel is newly learned.
+            learned = self._workspace.get("gathered_first_learned", size, torch.int16)
+            torch.gather(st.first_learned, 0, index, out=learned)
+            learned += increment
+            st.first_learned.scatter_(0, index, learned)
         st.observations[:1].zero_()
         st.observations[-1:].zero_()
         self._max_observations += 1
+
+    def _slots(self, index: torch.Tensor, observed: torch.Tensor, *, all_observed: bool):
+        """State slot of each entry (N,) int64: pixel + 1; negative indices clamp to trash slot
+        0, too large ones to trash slot P + 1, unobserved entries (ignore_index) go to slot 0."""
+        slots = self._workspace.get("slots", index.numel(), torch.int64)
+        torch.add(index, 1, out=slots).clamp_(0, self.num_pixels + 1)
+        if not all_observed:
+            # A same-dtype multiply: torch's mixed uint8/int64 one is twice as slow.
+            wide = self._workspace.get("observed64", index.numel(), torch.int64)
+            slots *= wide.copy_(observed)
+        return slots
+
+    def _gather(self, index: torch.Tensor) -> CoreState:
+        """Copies (workspace buffers) of the state at slots ``index`` (N,); ``first_learned``
+        is left out (None): the kernel reads it only for newly learned pixels."""
+        values: dict[str, torch.Tensor | None] = {}
+        for name, tensor in vars(self._state).items():
+            if tensor is None or name == "first_learned":
+                values[name] = None
+            else:
+                buffer = self._workspace.get(f"gathered_{name}", index.numel(), tensor.dtype)
+                values[name] = torch.gather(tensor, 0, index, out=buffer)
+        return CoreState(**values)
+
+    def _reduce_duplicates(self, index, correct, classes, observed, prob, margin):
+        """Reduce the occurrences of each pixel to one observation: correct only if all are,
+        the largest class, the smallest probability and margin; every occurrence gets the
+        reduced values (N,).
+
+        The state's own byte slots serve as scratch (their old values are gathered). Each
+        reduction first scatters the values themselves, so the slot holds one of them, then
+        reduces with ``include_self=True`` (three times faster on CPU than
+        ``include_self=False``, same result). min/max are order-independent: deterministic.
+        """
+        st, size = self._state, index.numel()
+
+        def u8(name: str) -> torch.Tensor:
+            return self._workspace.get(name, size, torch.uint8)
+
+        def reduce(slots: torch.Tensor, values: torch.Tensor, how: str, name: str):
+            slots.scatter_(0, index, values)
+            slots.scatter_reduce_(0, index, values, how)
+            out = self._workspace.get(name, size, values.dtype) if name else None
+            return torch.gather(slots, 0, index, out=out)
+
+        classes = reduce(st.last_prediction, classes, "amax", "reduced_classes")
+        # Observed and wrong anywhere -> wrong; correct = observed and never wrong.
+        wrong = torch.bitwise_xor(observed, correct, out=u8("wrong_occurrence"))
+        wrong = reduce(st.flags, wrong, "amax", "reduced_wrong")
+        correct = torch.gt(observed, wrong, out=u8("reduced_correct"))
+        if prob is not None:
+            prob = reduce(st.prob_mean, prob, "amin", "")
+            margin = reduce(st.margin_mean, margin, "amin", "")
+        return correct, classes, prob, margin
 
     # ------------------------------------------------------------------ results
     def compute(self, meta: dict[str, Any] | None = None) -> ForgettingStats:
@@ -639,6 +801,139 @@ class ForgettingTracker:
         )
 
 
+@dataclass
+class _Batch:
+    """One update's validated inputs on the tracker's device, each (B, H, W).
+
+    Either raw (``classes`` and ``target`` integer tensors, converted to bytes by
+    :meth:`ForgettingTracker._bytes` where used) or already bytes (``correct``, ``classes``,
+    ``observed`` uint8; ``target`` None), e.g. after a distributed gather. ``mirrored`` (raw
+    batches only): the samples are mirrored left-right and :meth:`ForgettingTracker._bytes`
+    flips them back.
+    """
+
+    classes: torch.Tensor
+    target: torch.Tensor | None
+    prob: torch.Tensor | None = None
+    margin: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    observed: torch.Tensor | None = None
+    mirrored: bool = False
+
+    @classmethod
+    def of_bytes(cls, correct, classes, observed, prob, margin) -> _Batch:
+        return cls(classes, None, prob, margin, correct=correct, observed=observed)
+
+
+@dataclass
+class _LazyBytes:
+    """The samples ``rows`` of a batch, converted to bytes only when read (per block run, so
+    the converted bytes are still in cache when the kernel reads them)."""
+
+    tracker: ForgettingTracker
+    batch: _Batch
+    rows: slice
+
+    def read(self) -> tuple[torch.Tensor | None, ...]:
+        correct, classes, observed = self.tracker._bytes(self.batch, self.rows)
+        confidence = [self.batch.prob, self.batch.margin]
+        confidence = [t[self.rows] if t is not None else None for t in confidence]
+        if self.batch.mirrored:
+            confidence = [t.flip(-1) if t is not None else None for t in confidence]
+        prob, margin = _flatten(*confidence)
+        return correct, classes, observed, prob, margin
+
+
+def _materialize(inputs) -> tuple[torch.Tensor | None, ...]:
+    return inputs.read() if isinstance(inputs, _LazyBytes) else inputs
+
+
+def _part(tensors, part: slice) -> tuple[torch.Tensor | None, ...]:
+    return tuple(t[part] if t is not None else None for t in tensors)
+
+
+@dataclass
+class _Windows:
+    """Dense windows of the pixel space that hold every observed entry of an update.
+
+    Attributes:
+        position: (N,) int64 position of each entry in the concatenated windows; ``size`` (a
+            trash position) for entries that observe nothing.
+        ranges: (first pixel, length, position of the first pixel) of each window.
+        size: total length of the windows.
+    """
+
+    position: torch.Tensor
+    ranges: list[tuple[int, int, int]]
+    size: int
+
+
+_WINDOW_SLACK = 4
+"""The CPU scatter path updates dense windows when they hold at most this many pixels per
+entry of the update (each window pixel costs about a quarter of a gathered entry)."""
+
+
+def _windows(
+    index: torch.Tensor,
+    observed: torch.Tensor,
+    samples: int,
+    workspace: Workspace,
+    *,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> _Windows | None:
+    """Merged index ranges of the samples (CPU; reads values on the host), or None when they
+    hold more than ``_WINDOW_SLACK`` pixels per entry (e.g. entries spread over the whole pixel
+    space): the gather/scatter path is then cheaper.
+
+    Args:
+        index: (N,) int64 pixel of each entry, < P; negative = no pixel.
+        observed: (N,) uint8 0/1.
+        samples: the entries are this many equal parts (samples); each part's range is one
+            window before merging.
+        bounds: (samples,) minimum and maximum index of each part, if already computed.
+    """
+    size = index.numel()
+    if size == 0 or _WINDOW_SLACK <= 0:
+        return None
+    if size % samples:
+        samples, bounds = 1, None
+    rows = index.view(samples, -1)
+    low, high = rows.aminmax(dim=1) if bounds is None else bounds
+    invalid = None
+    if int(low.min()) < 0 or not bool(observed.all()):
+        # Negative indices and unobserved entries neither widen a window nor land in one.
+        valid = torch.ge(index, 0, out=workspace.get("valid", size, torch.uint8))
+        valid &= observed
+        invalid = (valid ^ 1).view(torch.bool)
+        masked = rows.masked_fill(invalid.view(samples, -1), index.max() + 1)
+        low = masked.amin(dim=1)
+        high = masked.masked_fill_(invalid.view(samples, -1), -1).amax(dim=1)
+    spans = [(lo, hi + 1, b) for b, (lo, hi) in enumerate(zip(low.tolist(), high.tolist()))]
+    spans = sorted(span for span in spans if span[0] < span[1])
+    ranges: list[list[int]] = []  # merged [first, end, position]
+    owner = [0] * samples  # merged range of each sample
+    total = 0
+    for lo, hi, b in spans:
+        if ranges and lo <= ranges[-1][1]:
+            if hi > ranges[-1][1]:
+                total += hi - ranges[-1][1]
+                ranges[-1][1] = hi
+        else:
+            ranges.append([lo, hi, total])
+            total += hi - lo
+        owner[b] = len(ranges) - 1
+    if total > _WINDOW_SLACK * size:
+        return None
+    # Entry position = pixel - window's first pixel + window's position.
+    shift = [ranges[owner[b]][2] - ranges[owner[b]][0] if ranges else 0 for b in range(samples)]
+    position = workspace.get("slots", size, torch.int64).view(samples, -1)
+    torch.add(rows, torch.tensor(shift, dtype=torch.int64).view(-1, 1), out=position)
+    position = position.view(-1)
+    if invalid is not None:
+        position.masked_fill_(invalid, total)
+    return _Windows(position, [(lo, hi - lo, at) for lo, hi, at in ranges], total)
+
+
 def _flatten(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
     return [t.reshape(-1) if t is not None else None for t in tensors]
 
@@ -646,20 +941,6 @@ def _flatten(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
 def _select(state: CoreState, view: slice) -> CoreState:
     """Views of every state tensor."""
     return CoreState(**{k: (v[view] if v is not None else None) for k, v in vars(state).items()})
-
-
-def _gather(state: CoreState, index: torch.Tensor, buffers: list[torch.Tensor]) -> CoreState:
-    """Copies of every state tensor at ``index`` (N,); the seven core fields go into
-    ``buffers`` (workspace, in CoreState field order)."""
-    values = {}
-    for (name, tensor), buffer in zip(vars(state).items(), [*buffers, None, None, None]):
-        if tensor is None:
-            values[name] = None
-        elif buffer is None:
-            values[name] = tensor.gather(0, index)
-        else:
-            values[name] = torch.gather(tensor, 0, index, out=buffer)
-    return CoreState(**values)
 
 
 def _consecutive_runs(offsets: list[int], block: int) -> list[tuple[int, int, int]]:
@@ -675,7 +956,7 @@ def _consecutive_runs(offsets: list[int], block: int) -> list[tuple[int, int, in
 
 
 def _block_offsets(
-    pixel_index: torch.Tensor, num_pixels: int, *, flipped: bool = False
+    pixel_index: torch.Tensor, num_pixels: int, workspace: Workspace, *, flipped: bool = False
 ) -> list[int] | None:
     """Offsets if each sample (B, H, W) is one contiguous, non-overlapping run of the pixel
     space (``flipped``: mirrored left-right), else None. One comparison pass after a cheap
@@ -683,20 +964,38 @@ def _block_offsets(
     batch = pixel_index.shape[0]
     if batch == 0 or pixel_index[0].numel() == 0:
         return None
-    ramp = torch.arange(pixel_index[0].numel(), dtype=torch.int64).view(pixel_index.shape[1:])
-    ramp = (ramp.flip(-1) if flipped else ramp).reshape(-1)
+    width = pixel_index.shape[-1]
+    ramp = workspace.constant(
+        ("ramp", tuple(pixel_index.shape[1:]), flipped),
+        lambda: _ramp(pixel_index.shape[1:], flipped),
+    )
     flat = pixel_index.reshape(batch, -1)
     block = flat.shape[1]
-    start = flat[:, int(ramp.argmin()) : int(ramp.argmin()) + 1]  # (B, 1) the run's first pixel
+    first = width - 1 if flipped else 0  # where the run's first pixel is
+    start = flat[:, first : first + 1]  # (B, 1)
     probe = [0, min(1, block - 1), block - 1]
     if not torch.equal(flat[:, probe] - start, ramp[probe].expand(batch, -1)):
         return None
-    if not torch.equal(flat, start + ramp):
-        return None
     offsets = start.reshape(-1).tolist()
+    # One sample at a time into a reused buffer (no batch-sized int64 temporary), with numpy:
+    # its int64 comparison is vectorized, torch's (CPU) is not.
+    shifted = workspace.get("ramp_check", block, torch.int64).numpy()
+    expected = ramp.numpy()
+    for row, offset in zip(flat.numpy(), offsets):
+        if not np.array_equal(np.subtract(row, offset, out=shifted), expected):
+            return None
     if min(offsets) < 0 or max(offsets) + block > num_pixels:
         return None
     ordered = sorted(offsets)
     if any(b < a + block for a, b in zip(ordered, ordered[1:])):
         return None
     return offsets
+
+
+def _ramp(shape: Sequence[int], flipped: bool) -> torch.Tensor:
+    """Flat (H * W,) int64 position of each pixel of a sample in its run (``flipped``:
+    mirrored left-right), built by broadcasting (flipping an int64 tensor is slow on CPU)."""
+    *rows, width = shape
+    height = int(np.prod(rows, dtype=np.int64))
+    columns = torch.arange(width - 1, -1, -1) if flipped else torch.arange(width)
+    return (torch.arange(height).view(-1, 1) * width + columns).reshape(-1)
