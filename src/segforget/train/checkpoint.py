@@ -1,0 +1,82 @@
+"""Checkpoints that load with ``torch.load(weights_only=True)``: tensors and plain values only.
+
+A checkpoint is a dict of state dicts (model, optimizer, scheduler, trackers, method), the
+training progress (epoch, history) and every random state that decides what happens next
+(torch, numpy, python ``random``, the data-order and augmentation generators), so that a resumed
+run ends with the same results as an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segforget.io import atomic_path
+
+__all__ = ["save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state"]
+
+
+def capture_rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Random states of torch, numpy, python ``random`` and the named generators (tensors/ints)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+        "generators": {name: gen.get_state() for name, gen in generators.items()},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    """Restore what :func:`capture_rng_state` returned (generators are updated in place)."""
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["internal"]), python["gauss"]))
+    for name, gen in generators.items():
+        gen.set_state(state["generators"][name])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint`` atomically (a kill leaves the previous checkpoint intact)."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (no code runs while loading).
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a checkpoint at {str(path)!r}, got no such file")
+    return torch.load(path, map_location=map_location, weights_only=True)

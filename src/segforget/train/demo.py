@@ -1,0 +1,179 @@
+"""``segforget demo``: synthetic survey -> baseline with tracking -> analysis -> method -> report.
+
+Budget: at most 5 minutes on 2 CPU cores for everything, so the baseline gets about a quarter
+of it (the ``light`` model, :data:`DEMO_EPOCHS` epochs on the ``small`` preset) and the
+forgetting-aware method the same again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from segforget.train.config import RunConfig
+from segforget.train.loop import train
+
+__all__ = ["DEMO_SPEC", "DEMO_EPOCHS", "DEMO_METHOD", "demo_config", "train_method", "run_demo"]
+
+DEMO_SPEC = "synthetic:small"
+DEMO_EPOCHS = 8
+#: The forgetting-aware method the demo compares with the baseline (when segforget.augment has it).
+DEMO_METHOD = "style-input"
+
+
+def demo_config(
+    *,
+    epochs: int = DEMO_EPOCHS,
+    spec: str = DEMO_SPEC,
+    model: str = "light",
+    method: str = "baseline",
+    options: dict | None = None,
+) -> RunConfig:
+    """The demo's configuration: light model, epoch + presentation tracking, test tracked too."""
+    config = RunConfig()
+    config.data.spec = spec
+    config.model.name = model
+    config.train.epochs = epochs
+    config.train.batch_size = 8
+    config.train.lr = 2e-3
+    config.train.device = "cpu"
+    config.track.mode = "both"
+    config.track.test = True
+    config.method.name = method
+    config.method.options = dict(options or {})
+    return config.validate()
+
+
+def train_method(
+    baseline: str | Path,
+    out: str | Path,
+    *,
+    method: str = DEMO_METHOD,
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Train ``method`` with the configuration of the run ``baseline``, regions read from it.
+
+    Args:
+        baseline: a finished run directory (its dynamics give the forgotten regions).
+        out: run directory of the new run.
+        method: a method name of :func:`segforget.augment.build_method`.
+        options: extra method options (``regions`` defaults to ``baseline``).
+
+    Returns:
+        The new run's metrics.
+    """
+    from segforget.train.loop import read_config
+
+    config = read_config(baseline)
+    config.method.name = method
+    config.method.options = {"regions": str(baseline), **(options or {})}
+    if method in ("baseline", "rotate"):
+        config.method.options.pop("regions")
+    return train(config, out, force=force, console=console)
+
+
+def _check_method(method: str) -> None:
+    try:
+        from segforget.augment import METHOD_NAMES
+    except ImportError:
+        return  # reported (and the baseline trained) when the method would run
+    if method not in METHOD_NAMES:
+        raise ValueError(
+            f"Expected `--method` to be one of {list(METHOD_NAMES)} or none, got {method!r}"
+        )
+
+
+def _method_available(method: str) -> bool:
+    try:
+        from segforget.augment import METHOD_NAMES, build_method  # noqa: F401
+    except ImportError:
+        return False
+    return method in METHOD_NAMES
+
+
+def run_demo(
+    out: str | Path = "runs/demo",
+    *,
+    quick: bool = False,
+    method: str | None = DEMO_METHOD,
+    spec: str = DEMO_SPEC,
+    model: str = "light",
+    console: Any = None,
+) -> dict[str, Any]:
+    """Run the whole demo into ``out`` (replacing an earlier demo there).
+
+    Args:
+        out: demo directory; runs go to ``out/baseline`` and ``out/<method>``.
+        quick: 2 epochs instead of :data:`DEMO_EPOCHS` (a smoke test).
+        method: forgetting-aware method to compare (None: baseline only).
+        spec: data spec (default: the ``small`` synthetic survey, generated once and cached).
+        model: model name.
+
+    Returns:
+        ``{"runs": [...], "report": path or None, "wall_s": seconds, "metrics": {...}}``.
+    """
+    from rich.console import Console
+
+    console = console or Console()
+    started = time.perf_counter()
+    if method is not None:
+        _check_method(method)
+    out = Path(out)
+    epochs = 2 if quick else DEMO_EPOCHS
+    baseline = out / "baseline"
+    console.print(f"[bold]segforget demo[/bold]: {spec}, model {model}, {epochs} epochs -> {out}")
+    runs = [baseline]
+    metrics = {
+        "baseline": train(
+            demo_config(epochs=epochs, spec=spec, model=model),
+            baseline,
+            force=True,
+            console=console,
+        )
+    }
+    _analyze(baseline, console)
+    if method and method != "baseline":
+        if _method_available(method):
+            target = out / method
+            console.print(
+                f"[bold]training {method}[/bold] (regions from the baseline's forgetting)"
+            )
+            metrics[method] = train_method(
+                baseline, target, method=method, force=True, console=console
+            )
+            runs.append(target)
+            _analyze(target, console)
+        else:
+            console.print(f"method {method!r} is not available yet; baseline only")
+    report = _report(runs, console)
+    for name, values in metrics.items():
+        test = values.get("test") or {}
+        if test.get("miou") is not None:
+            accuracy = test["pixel_accuracy"]
+            miou = test["miou"]
+            console.print(f"{name:>14}: test mIoU {miou:.3f}  pixel accuracy {accuracy:.3f}")
+    wall = time.perf_counter() - started
+    console.print(f"wall time: {wall:.0f} s")
+    console.print(f"report: {report}" if report else f"runs: {', '.join(map(str, runs))}")
+    return {"runs": runs, "report": report, "wall_s": wall, "metrics": metrics}
+
+
+def _analyze(run: Path, console: Any) -> None:
+    try:
+        from segforget.analysis import analyze_run
+    except ImportError:
+        console.print("analysis not available in this installation; skipped")
+        return
+    analyze_run(run, progress=False)
+
+
+def _report(runs: list[Path], console: Any) -> Path | None:
+    try:
+        from segforget.viz.report import write_report
+    except ImportError:
+        console.print("report not available in this installation; skipped")
+        return None
+    return Path(write_report([str(r) for r in runs]))

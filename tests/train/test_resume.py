@@ -1,0 +1,89 @@
+"""Checkpoint/resume: an interrupted run resumed ends exactly like an uninterrupted one (CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from segforget.train import Callback, load_run, resume, train
+
+TIMINGS = {"time_s", "train_s", "tracking_pass_s"}
+
+
+class Interrupt(Callback):
+    """Stop the run right after the checkpoint of epoch ``after`` (1-based) is written."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def on_checkpoint(self, trainer, epoch, path) -> None:
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
+    config = tiny_config
+    config.train.epochs = 3
+    config.track.mode = "both"
+    config.track.test = True
+    config.data.rotation = 5.0  # augmentation draws from the saved generator
+    config.train.scheduler = "cosine"
+    train(config, tmp_path / "full")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", callbacks=[Interrupt(after=2)])
+    assert not (tmp_path / "split" / "metrics.json").exists()
+    state = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2
+    resume(tmp_path / "split")
+
+    full, split = load_run(tmp_path / "full"), load_run(tmp_path / "split")
+    assert _without_timings(full.metrics) == _without_timings(split.metrics)
+    assert full.available_stats() == split.available_stats()
+    for key in full.available_stats():
+        a, b = full.stats(*key), split.stats(*key)
+        for name in (
+            "observations",
+            "correct",
+            "forgetting_events",
+            "learning_events",
+            "switch_events",
+            "first_learned",
+            "last_prediction",
+            "confidence",
+            "aum",
+        ):
+            left, right = getattr(a, name), getattr(b, name)
+            if left is None:
+                assert right is None
+            else:
+                np.testing.assert_array_equal(left, right, err_msg=f"{key} {name}")
+    for split_name, view in full.available_predictions():
+        np.testing.assert_array_equal(
+            full.predictions(split_name, view), split.predictions(split_name, view)
+        )
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_resume_can_extend_a_finished_run(tiny_config, tmp_path):
+    tiny_config.train.epochs = 1
+    tiny_config.track.mode = "epoch"
+    train(tiny_config, tmp_path / "run")
+    metrics = resume(tmp_path / "run", epochs=2)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    stats = load_run(tmp_path / "run").stats("epoch", "train", "inline")
+    assert stats.observations.max() == 2
