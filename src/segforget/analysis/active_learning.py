@@ -1,0 +1,955 @@
+"""Which sections to label next: acquisition scores from learning dynamics and from the model.
+
+Shape legend: P pixels of one pixel space (``P = N * H * W``), N sections of height H and width
+W, C classes. A pixel space orders pixels section by section
+(``pixel_index = section * H * W + h * W + w``), so per-pixel arrays reshape to ``(N, H * W)``.
+
+Strategies (a higher score means "label this section first"):
+
+- ``switch``      mean number of prediction switches per observed pixel (needs no labels; the
+  forgetful active learning of Benkert et al.).
+- ``gauss``       Gaussian switch sampling: a two-component Gaussian mixture is fitted to the
+  per-section switch scores and sections are drawn at random from the high component.
+- ``forgetting``  mean forgetting score per observed pixel (needs labels of the pool: an oracle
+  upper reference, not a deployable strategy).
+- ``entropy``     mean predictive entropy of the final model.
+- ``margin``      one minus the mean probability margin (top-1 minus top-2) of the final model.
+- ``random``      uniform random scores (seeded).
+
+Example:
+    >>> import numpy as np
+    >>> switches = np.array([0, 0, 2, 2, 5, 5, 1, 1])      # 4 sections of 1 x 2 pixels
+    >>> scores = pixel_to_section_scores(switches, num_sections=4)
+    >>> rank_sections(scores, 2).tolist()
+    [2, 1]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "STRATEGIES",
+    "LABEL_FREE_STRATEGIES",
+    "GaussianMixture1D",
+    "fit_gaussian_mixture",
+    "pixel_to_section_scores",
+    "entropy_section_scores",
+    "margin_section_scores",
+    "random_section_scores",
+    "rank_sections",
+    "gaussian_switch_sampling",
+    "select_sections",
+    "section_uncertainty",
+    "pool_spaces",
+    "load_final_model",
+    "select_from_run",
+    "plot_selection",
+    "simulate_active_learning",
+    "plot_learning_curves",
+    "write_selection",
+]
+
+Strategy = Literal["switch", "gauss", "forgetting", "entropy", "margin", "random"]
+
+#: Valid strategy names, in the order the CLI lists them.
+STRATEGIES: tuple[str, ...] = ("switch", "gauss", "forgetting", "entropy", "margin", "random")
+
+#: Strategies that need no labels of the pool.
+LABEL_FREE_STRATEGIES: tuple[str, ...] = ("switch", "gauss", "entropy", "margin", "random")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Expected `strategy` to be one of {', '.join(STRATEGIES)}, got {strategy!r}"
+        )
+
+
+def pixel_to_section_scores(
+    values: np.ndarray,
+    *,
+    num_sections: int,
+    observed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Average a per-pixel value over the observed pixels of each section.
+
+    Args:
+        values: (P,) per-pixel values, ``P = num_sections * H * W``.
+        num_sections: N, the number of sections of the pixel space.
+        observed: (P,) bool, pixels that count (default: all). Sections without an observed
+            pixel score NaN.
+
+    Returns:
+        (N,) float64 section scores.
+
+    Raises:
+        ValueError: if the lengths do not match ``num_sections``.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if num_sections <= 0 or values.size % num_sections:
+        raise ValueError(
+            f"Expected `values` to hold num_sections * H * W pixels (num_sections={num_sections}),"
+            f" got {values.size} values"
+        )
+    per_section = values.reshape(num_sections, -1)  # (N, H*W)
+    if observed is None:
+        mask = np.ones_like(per_section, dtype=bool)
+    else:
+        observed = np.asarray(observed, dtype=bool).ravel()
+        if observed.size != values.size:
+            raise ValueError(
+                f"Expected `observed` to have {values.size} entries like `values`, "
+                f"got {observed.size}"
+            )
+        mask = observed.reshape(num_sections, -1)
+    counts = mask.sum(axis=1)
+    sums = np.where(mask, per_section, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 4:
+        raise ValueError(
+            "Expected `probabilities` to have shape (N, C, H, W), "
+            f"got shape {tuple(probabilities.shape)}"
+        )
+    return probabilities
+
+
+def entropy_section_scores(probabilities: np.ndarray) -> np.ndarray:
+    """Mean predictive entropy (natural log) of each section.
+
+    Args:
+        probabilities: (N, C, H, W) class probabilities of the final model (sum to 1 over C).
+
+    Returns:
+        (N,) float64.
+    """
+    p = _check_probabilities(probabilities)
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)  # (N, H, W)
+    return entropy.reshape(len(p), -1).mean(axis=1)
+
+
+def margin_section_scores(probabilities: np.ndarray) -> np.ndarray:
+    """One minus the mean probability margin (top-1 minus top-2) of each section.
+
+    Args:
+        probabilities: (N, C, H, W) class probabilities, C >= 2.
+
+    Returns:
+        (N,) float64; 1 means "the model cannot decide anywhere", 0 "fully sure everywhere".
+    """
+    p = _check_probabilities(probabilities)
+    if p.shape[1] < 2:
+        raise ValueError(f"Expected `probabilities` to have C >= 2 classes, got C={p.shape[1]}")
+    top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]  # (N, 2, H, W): 2nd largest, largest
+    margin = top2[:, 1] - top2[:, 0]
+    return 1.0 - margin.reshape(len(p), -1).mean(axis=1)
+
+
+def random_section_scores(num_sections: int, *, seed: int) -> np.ndarray:
+    """Uniform random scores in [0, 1), reproducible by ``seed``."""
+    return np.random.default_rng(seed).random(num_sections)
+
+
+def rank_sections(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``n`` highest-scoring sections, best first.
+
+    Ties go to the lower index; NaN scores and ``exclude``-d sections are never chosen.
+
+    Args:
+        scores: (N,) section scores.
+        n: how many to choose (fewer are returned when fewer are eligible).
+        exclude: indices (e.g. sections already labeled) not to choose.
+
+    Returns:
+        (min(n, eligible),) int64 indices into ``scores``.
+
+    Raises:
+        ValueError: if ``n`` is not positive.
+    """
+    if n <= 0:
+        raise ValueError(f"Expected `n` to be a positive number of sections, got {n}")
+    scores = np.asarray(scores, dtype=np.float64)
+    eligible = _eligible(scores, exclude)
+    candidates = np.flatnonzero(eligible)
+    # lexsort: last key is primary -> descending score, then ascending index.
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:n]].astype(np.int64)
+
+
+def _eligible(scores: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    eligible = np.isfinite(scores)
+    if exclude is not None and len(exclude):
+        eligible[np.asarray(exclude, dtype=np.int64)] = False
+    return eligible
+
+
+@dataclass(frozen=True)
+class GaussianMixture1D:
+    """A fitted two-component 1-D Gaussian mixture; component 1 has the larger mean."""
+
+    weights: np.ndarray  # (2,)
+    means: np.ndarray  # (2,)
+    variances: np.ndarray  # (2,)
+    log_likelihood: float
+    iterations: int
+
+    def responsibilities(self, x: np.ndarray) -> np.ndarray:
+        """Posterior probability of each component: (len(x), 2)."""
+        return _responsibilities(np.asarray(x, dtype=np.float64), self)[0]
+
+
+def _log_gauss(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return -0.5 * (np.log(2 * np.pi * var) + (x[:, None] - mean) ** 2 / var)  # (n, 2)
+
+
+def _responsibilities(x: np.ndarray, gmm: GaussianMixture1D) -> tuple[np.ndarray, float]:
+    log_joint = _log_gauss(x, gmm.means, gmm.variances) + np.log(gmm.weights)
+    top = log_joint.max(axis=1, keepdims=True)
+    log_norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
+    return np.exp(log_joint - log_norm), float(log_norm.sum())
+
+
+def fit_gaussian_mixture(
+    x: np.ndarray, *, max_iterations: int = 200, tolerance: float = 1e-8
+) -> GaussianMixture1D:
+    """Fit a two-component Gaussian mixture to 1-D data with expectation maximization.
+
+    Deterministic: the means start at the 25th and 75th percentiles, the variances at the data
+    variance. A variance floor (1e-6 of the data variance, at least 1e-12) keeps a component
+    from collapsing onto a single value.
+
+    Args:
+        x: (n,) finite values, n >= 2.
+
+    Returns:
+        The fitted mixture, components ordered by mean (index 1 = high component).
+
+    Raises:
+        ValueError: if fewer than 2 finite values are given.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        raise ValueError(
+            f"Expected `x` to hold at least 2 finite values to fit a mixture, got {x.size}"
+        )
+    data_var = float(x.var())
+    floor = max(1e-6 * data_var, 1e-12)
+    gmm = GaussianMixture1D(
+        weights=np.array([0.5, 0.5]),
+        means=np.percentile(x, [25.0, 75.0]),
+        variances=np.full(2, max(data_var, floor)),
+        log_likelihood=-np.inf,
+        iterations=0,
+    )
+    previous = -np.inf
+    for iteration in range(1, max_iterations + 1):
+        resp, log_likelihood = _responsibilities(x, gmm)  # E step
+        mass = resp.sum(axis=0) + 1e-300  # M step
+        means = (resp * x[:, None]).sum(axis=0) / mass
+        variances = np.maximum((resp * (x[:, None] - means) ** 2).sum(axis=0) / mass, floor)
+        gmm = GaussianMixture1D(mass / x.size, means, variances, log_likelihood, iteration)
+        if abs(log_likelihood - previous) <= tolerance * max(1.0, abs(log_likelihood)):
+            break
+        previous = log_likelihood
+    order = np.argsort(gmm.means, kind="stable")
+    _, log_likelihood = _responsibilities(x, gmm)
+    return GaussianMixture1D(
+        gmm.weights[order], gmm.means[order], gmm.variances[order], log_likelihood, gmm.iterations
+    )
+
+
+def gaussian_switch_sampling(
+    scores: np.ndarray,
+    n: int,
+    *,
+    seed: int,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """Draw ``n`` sections at random from the high component of a 2-Gaussian mixture.
+
+    The mixture is fitted to the eligible (finite, not excluded) section scores. Sections whose
+    posterior for the high-mean component exceeds 0.5 form the candidate set and ``n`` of them
+    are drawn uniformly without replacement; if there are fewer than ``n`` candidates, all are
+    taken and the rest are filled by posterior of the high component, highest first. Sampling
+    rather than taking the top scores spreads the labels over the whole group of unstable
+    sections instead of a few extreme ones.
+
+    Args:
+        scores: (N,) per-section switch scores.
+        n: number of sections to draw.
+        seed: seed of the draw (same seed, same sections).
+        exclude: indices not to draw (already labeled).
+
+    Returns:
+        (min(n, eligible),) int64 section indices, in the order drawn.
+    """
+    if n <= 0:
+        raise ValueError(f"Expected `n` to be a positive number of sections, got {n}")
+    scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.flatnonzero(_eligible(scores, exclude))
+    if candidates.size <= n:
+        return rank_sections(scores, n, exclude=exclude)
+    values = scores[candidates]
+    if np.ptp(values) == 0:
+        high = np.ones(candidates.size)  # one cluster: every candidate is equally "high"
+    else:
+        high = fit_gaussian_mixture(values).responsibilities(values)[:, 1]
+    rng = np.random.default_rng(seed)
+    members = np.flatnonzero(high > 0.5)
+    if members.size >= n:
+        return candidates[rng.choice(members, size=n, replace=False)].astype(np.int64)
+    rest = np.setdiff1d(np.arange(candidates.size), members)
+    rest = rest[np.lexsort((rest, -high[rest]))]
+    chosen = np.concatenate([rng.permutation(members), rest[: n - members.size]])
+    return candidates[chosen].astype(np.int64)
+
+
+def select_sections(
+    scores: np.ndarray,
+    n: int,
+    *,
+    strategy: Strategy,
+    seed: int = 0,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """Choose ``n`` sections from precomputed section scores with a strategy's rule.
+
+    ``gauss`` draws from the high mixture component (see :func:`gaussian_switch_sampling`);
+    every other strategy takes the top scores (see :func:`rank_sections`); for ``random`` pass
+    :func:`random_section_scores`.
+
+    Args:
+        scores: (N,) section scores of the strategy (higher = label first).
+        n: number of sections.
+        strategy: one of :data:`STRATEGIES`.
+        seed: seed of ``gauss``'s draw.
+        exclude: indices not to choose.
+
+    Returns:
+        (min(n, eligible),) int64 section indices.
+    """
+    _check_strategy(strategy)
+    if strategy == "gauss":
+        return gaussian_switch_sampling(scores, n, seed=seed, exclude=exclude)
+    return rank_sections(scores, n, exclude=exclude)
+
+
+# --------------------------------------------------------------------------- model uncertainty
+
+
+def section_uncertainty(
+    model: Any,
+    dataset: Any,
+    *,
+    batch_size: int = 4,
+    device: str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Entropy and margin section scores of a model's softmax over every item of a dataset.
+
+    Args:
+        model: a module mapping (B, C_in, H, W) images to (B, C, H, W) logits.
+        dataset: items with ``image`` (C_in, H, W) tensors, all of one size (one view).
+        batch_size: items per forward pass.
+        device: torch device of the forward passes.
+
+    Returns:
+        ``{"entropy": (N,), "margin": (N,)}`` float64, as :func:`entropy_section_scores` and
+        :func:`margin_section_scores` would give on the full probability array, in dataset order.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    entropy, margin = [], []
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch["image"].to(device)).double()  # (B, C, H, W)
+            log_p = torch.log_softmax(logits, dim=1)
+            p = log_p.exp()
+            entropy.append((-(p * log_p).sum(dim=1)).flatten(1).mean(dim=1).cpu())
+            top2 = p.topk(2, dim=1).values  # (B, 2, H, W)
+            margin.append((1.0 - (top2[:, 0] - top2[:, 1]).flatten(1).mean(dim=1)).cpu())
+    return {
+        "entropy": torch.cat(entropy).numpy() if entropy else np.zeros(0),
+        "margin": torch.cat(margin).numpy() if margin else np.zeros(0),
+    }
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _as_run(run: Any) -> Any:
+    if isinstance(run, (str, os.PathLike)):
+        from segforget.train import load_run
+
+        return load_run(run)
+    return run
+
+
+def _run_data(run: Any) -> Any:
+    """The run's data set, with the run's validation split and seed when the Run knows them."""
+    if hasattr(run, "load_data"):
+        return run.load_data()
+    from segforget.data import load_data
+
+    return load_data(run.data_spec)
+
+
+def pool_spaces(
+    run: Any, pool: str, *, mode: str = "epoch", view: str | None = None
+) -> list[tuple[str, str]]:
+    """The tracked (split, view) pixel spaces of a pool in a run.
+
+    Args:
+        run: a :class:`segforget.train.Run` or a run directory.
+        pool: ``"test"`` (every tracked test split) or the name of one tracked split
+            (``"test1"``, ``"train"``, ...).
+        mode: recording mode whose statistics are read.
+        view: keep only this view (default: all tracked views).
+
+    Raises:
+        ValueError: if the run tracked no split of the pool (train with ``track.test=true``).
+    """
+    run = _as_run(run)
+    tracked = [(s, v) for m, s, v in run.available_stats() if m == mode]
+    if pool == "test":
+        chosen = [(s, v) for s, v in tracked if s != "train"]
+    else:
+        chosen = [(s, v) for s, v in tracked if s == pool]
+    if view is not None:
+        chosen = [(s, v) for s, v in chosen if v == view]
+    if not chosen:
+        names = sorted({s for s, _ in tracked})
+        raise ValueError(
+            f"Expected `pool` to be 'test' or a split tracked in {mode} mode "
+            f"({', '.join(names) or 'none tracked'}){f' with view {view!r}' if view else ''}, "
+            f"got {pool!r}; train with --set track.test=true to track the test sections"
+        )
+    return sorted(chosen)
+
+
+def load_final_model(run: Any, *, checkpoint: str = "best", device: str = "cpu") -> Any:
+    """Rebuild a run's model from ``config.yaml`` and load its checkpoint weights.
+
+    Args:
+        run: a Run or run directory.
+        checkpoint: ``"best"`` (falls back to ``"last"`` when absent) or ``"last"``.
+        device: torch device.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint.
+    """
+    from pathlib import Path
+
+    from segforget.models import build_model
+    from segforget.train.checkpoint import load_checkpoint
+
+    run = _as_run(run)
+    folder = Path(run.path) / "checkpoints"
+    path = folder / f"{checkpoint}.pt"
+    if not path.is_file():
+        path = folder / "last.pt"
+    state = load_checkpoint(path, map_location=device)
+    model_config = dict(run.config.get("model", {}))
+    data = _run_data(run)
+    model = build_model(
+        model_config.get("name", "light"),
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        encoder_depth=model_config.get("encoder_depth"),
+        decoder_channels=model_config.get("decoder_channels"),
+    )
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def select_from_run(
+    run: Any,
+    *,
+    strategy: Strategy,
+    n: int,
+    pool: str = "test",
+    seed: int = 0,
+    mode: str = "epoch",
+    view: str | None = None,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Rank the sections of a run's pool with a strategy and choose ``n`` to label next.
+
+    Label-dynamics strategies (``switch``, ``gauss``, ``forgetting``) read the run's tracked
+    statistics of the pool; ``entropy`` and ``margin`` run the final model over the pool's
+    sections; ``random`` draws seeded scores. Scores of all (split, view) spaces of the pool are
+    ranked together.
+
+    Args:
+        run: a Run or run directory.
+        strategy: one of :data:`STRATEGIES`.
+        n: number of sections to choose (>= 1).
+        pool: ``"test"`` or one tracked split name.
+        seed: seed of ``gauss`` and ``random``.
+        mode: recording mode of the statistics.
+        view: restrict the pool to one view.
+        device: torch device for ``entropy``/``margin``.
+
+    Returns:
+        ``n`` rows (fewer when the pool is smaller) in choice order:
+        ``{"rank", "split", "view", "section", "score"}``.
+    """
+    _check_strategy(strategy)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"Expected `n` to be a positive number of sections, got {n!r}")
+    run = _as_run(run)
+    spaces = pool_spaces(run, pool, mode=mode, view=view)
+    keys: list[tuple[str, str, int]] = []
+    parts: list[np.ndarray] = []
+    model = data = None
+    if strategy in ("entropy", "margin"):
+        model = load_final_model(run, device=device)
+        data = _run_data(run)
+    for split, space_view in spaces:
+        if strategy in ("entropy", "margin"):
+            dataset = data.dataset(split, space_view)
+            scores = section_uncertainty(model, dataset, device=device)[strategy]
+            sections = np.asarray(dataset.sections)
+        else:
+            stats = run.stats(mode, split, space_view)
+            num_sections = int(stats.meta["num_sections"])
+            observed = np.asarray(stats.observations) > 0
+            value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
+            all_scores = pixel_to_section_scores(
+                value, num_sections=num_sections, observed=observed
+            )
+            sections = np.flatnonzero(np.isfinite(all_scores))
+            scores = all_scores[sections]
+        keys.extend((split, space_view, int(s)) for s in sections)
+        parts.append(np.asarray(scores, dtype=np.float64))
+    scores = np.concatenate(parts) if parts else np.zeros(0)
+    if strategy == "random":
+        scores = random_section_scores(scores.size, seed=seed)
+    chosen = select_sections(scores, int(n), strategy=strategy, seed=seed)
+    return [
+        {
+            "rank": rank + 1,
+            "split": keys[i][0],
+            "view": keys[i][1],
+            "section": keys[i][2],
+            "score": float(scores[i]),
+        }
+        for rank, i in enumerate(chosen)
+    ]
+
+
+def plot_selection(
+    images: list[np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    maps: list[np.ndarray | None] | None = None,
+    titles: list[str] | None = None,
+    map_label: str = "switch events",
+) -> None:
+    """Save a figure of chosen sections: the image, and below it a per-pixel map if given.
+
+    Args:
+        images: one (H, W) image per chosen section (sizes may differ between views).
+        path: PNG file to write (atomically).
+        maps: one (H, W) per-pixel map (e.g. switch events) or None per section.
+        titles: one title per section.
+        map_label: colour-bar label of the maps.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from segforget.io import atomic_path
+
+    n = len(images)
+    if n == 0:
+        raise ValueError("Expected at least one chosen section to plot, got 0")
+    has_maps = maps is not None and any(m is not None for m in maps)
+    columns = min(n, 4)
+    blocks = -(-n // columns)
+    rows = blocks * (2 if has_maps else 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for k in range(n):
+        block, column = divmod(k, columns)
+        top = axes[block * (2 if has_maps else 1), column]
+        top.imshow(images[k], cmap="gray", aspect="auto")
+        top.set_title(titles[k] if titles else f"#{k + 1}", fontsize=9)
+        if has_maps and maps[k] is not None:
+            bottom = axes[block * 2 + 1, column]
+            shown = bottom.imshow(maps[k], cmap="magma", aspect="auto", interpolation="nearest")
+            fig.colorbar(shown, ax=bottom, fraction=0.046, label=map_label)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- simulation
+
+#: Strategies whose scores need the pool to be tracked during training.
+_TRACKED = ("switch", "gauss", "forgetting")
+
+
+def _train_on_sections(
+    data: Any,
+    view: str,
+    labeled: np.ndarray,
+    pool: np.ndarray,
+    *,
+    track: bool,
+    model_name: str,
+    epochs: int,
+    steps_per_epoch: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> tuple[Any, Any]:
+    """Train a fresh model on the labeled sections; track the pool after every epoch if asked.
+
+    Each epoch is ``steps_per_epoch`` batches drawn with replacement from the labeled sections,
+    so that every round trains the same number of steps whatever the labeled-set size (small
+    labeled sets would otherwise get almost no updates).
+
+    Returns:
+        (model, ForgettingStats of the pool's pixel space or None).
+    """
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from segforget.data.transforms import HorizontalFlip
+    from segforget.dynamics import ForgettingTracker
+    from segforget.models import build_model
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(model_name, in_channels=data.in_channels, num_classes=data.num_classes)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # Own generators for flips and order: the pool passes must not shift the training randomness,
+    # so that strategies differ only by the sections they chose.
+    flip = HorizontalFlip(generator=torch.Generator().manual_seed(seed + 1))
+    train_set = data.dataset("train", view, sections=labeled, transform=flip)
+    sampler = RandomSampler(
+        train_set, replacement=True, num_samples=steps_per_epoch * batch_size, generator=generator
+    )
+    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=data.ignore_index)
+    tracker = None
+    if track:
+        space = data.space("train", view)
+        tracker = ForgettingTracker(space.num_pixels, data.num_classes, device=device)
+        pool_loader = DataLoader(data.dataset("train", view, sections=pool), batch_size=8)
+    for _ in range(epochs):
+        model.train()
+        for batch in loader:
+            optimizer.zero_grad()
+            logits = model(batch["image"].to(device))
+            loss = loss_fn(logits, batch["label"].to(device))
+            loss.backward()
+            optimizer.step()
+        if tracker is not None:
+            model.eval()
+            with torch.no_grad():
+                for batch in pool_loader:
+                    logits = model(batch["image"].to(device))
+                    tracker.update(
+                        logits.argmax(dim=1), batch["label"].to(device), batch["pixel_index"]
+                    )
+    model.eval()
+    stats = tracker.compute() if tracker is not None else None
+    return model, stats
+
+
+def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from segforget.metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(data.num_classes, ignore_index=data.ignore_index)
+    with torch.no_grad():
+        for split in data.test_splits:
+            for batch in DataLoader(data.dataset(split, view), batch_size=8):
+                matrix.update(model(batch["image"].to(device)).argmax(dim=1).cpu(), batch["label"])
+    return float(matrix.scores(list(data.class_names))["miou"])
+
+
+def _acquire(
+    strategy: str,
+    data: Any,
+    view: str,
+    pool: np.ndarray,
+    budget: int,
+    *,
+    model: Any,
+    stats: Any,
+    seed: int,
+    device: str,
+) -> np.ndarray:
+    """Choose ``budget`` section numbers from ``pool`` with ``strategy``."""
+    if strategy == "random":
+        scores = random_section_scores(pool.size, seed=seed)
+    elif strategy in ("entropy", "margin"):
+        scores = section_uncertainty(
+            model, data.dataset("train", view, sections=pool), device=device
+        )[strategy]
+    else:
+        value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
+        num_sections = data.space("train", view).num_sections
+        all_scores = pixel_to_section_scores(
+            value, num_sections=num_sections, observed=np.asarray(stats.observations) > 0
+        )
+        scores = all_scores[pool]
+    return pool[select_sections(scores, budget, strategy=strategy, seed=seed)]
+
+
+def simulate_active_learning(
+    data: Any,
+    *,
+    strategies: list[str],
+    rounds: int,
+    budget: int,
+    seeds: list[int],
+    initial: int = 2,
+    view: str | None = None,
+    model: str = "tiny",
+    epochs: int = 6,
+    steps_per_epoch: int = 10,
+    batch_size: int = 4,
+    lr: float = 3e-3,
+    device: str = "cpu",
+    on_round: Any = None,
+) -> dict[str, Any]:
+    """Simulate pool-based active learning on a data set's training sections.
+
+    For every seed, every strategy starts from the same ``initial`` random labeled sections of
+    the ``train`` split; each round trains a fresh model (same initialization for every
+    strategy) on the labeled sections, records the test mIoU over all test splits, then adds
+    ``budget`` sections of the unlabeled pool chosen by the strategy. Tracked strategies
+    observe the pool after every epoch (clean eval pass) with a :class:`ForgettingTracker`;
+    ``forgetting`` reads the pool's hidden labels (an oracle reference).
+
+    Args:
+        data: a :class:`segforget.data.SegmentationData` or a data spec string.
+        strategies: names from :data:`STRATEGIES`.
+        rounds: acquisition rounds (>= 1); the curve has ``rounds + 1`` points.
+        budget: sections added per round (>= 1).
+        seeds: one simulation per seed (initial set, model init, sampling).
+        initial: sections labeled at the start (>= 1).
+        view: the view whose sections are labeled (default: the data's first view).
+        model: model name (see :mod:`segforget.models`).
+        epochs: epochs per round (= pool observations for the tracked strategies).
+        steps_per_epoch: optimizer steps per epoch.
+        batch_size: sections per step.
+        lr: Adam learning rate.
+        device: torch device.
+        on_round: optional callback ``(strategy, seed, round, labeled, miou)``.
+
+    Returns:
+        ``{"config": {...}, "curves": {strategy: {"labeled": [L0..LR], "miou_mean": [...],
+        "miou_std": [...], "miou": [[per seed]...]}}}``; std is the population std over seeds.
+
+    Raises:
+        ValueError: unknown strategy or view, non-positive counts, or a pool too small for the
+            rounds.
+    """
+    if isinstance(data, str):
+        from segforget.data import load_data
+
+        data = load_data(data)
+    if not strategies:
+        raise ValueError(f"Expected `strategies` to name at least one of {', '.join(STRATEGIES)}")
+    for strategy in strategies:
+        _check_strategy(strategy)
+    for name, value in (
+        ("rounds", rounds),
+        ("budget", budget),
+        ("initial", initial),
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+        ("batch_size", batch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"Expected `{name}` to be an integer >= 1, got {value!r}")
+    if not seeds:
+        raise ValueError("Expected `seeds` to hold at least one seed, got none")
+    view = data.views[0] if view is None else data.check_view(view)
+    train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
+    needed = initial + rounds * budget
+    if needed > train_sections.size:
+        raise ValueError(
+            f"Expected initial + rounds * budget <= {train_sections.size} training sections "
+            f"of view {view!r}, got {initial} + {rounds} * {budget} = {needed}; "
+            "lower --rounds or --budget"
+        )
+    per_seed: dict[str, list[list[float]]] = {s: [] for s in strategies}
+    labeled_counts = [initial + r * budget for r in range(rounds + 1)]
+    any_tracked = any(s in _TRACKED for s in strategies)
+    for seed in seeds:
+        rng = np.random.default_rng([int(seed), 7])
+        start = np.sort(rng.choice(train_sections, size=initial, replace=False))
+        # Training depends only on (seed, round, labeled set): strategies that chose the same
+        # sections (always so in round 0) share one trained model instead of retraining it.
+        cache: dict[tuple[int, bytes], tuple[Any, Any, float]] = {}
+        for strategy in strategies:
+            labeled = start.copy()
+            curve: list[float] = []
+            for round_index in range(rounds + 1):
+                pool = np.setdiff1d(train_sections, labeled)
+                last = round_index == rounds
+                key = (round_index, labeled.tobytes())
+                cached = cache.get(key)
+                needs_stats = strategy in _TRACKED and not last
+                if cached is None or (needs_stats and cached[1] is None):
+                    trained, stats = _train_on_sections(
+                        data,
+                        view,
+                        labeled,
+                        pool,
+                        track=(needs_stats or (round_index == 0 and any_tracked)) and not last,
+                        model_name=model,
+                        epochs=epochs,
+                        steps_per_epoch=steps_per_epoch,
+                        batch_size=batch_size,
+                        lr=lr,
+                        seed=int(seed) * 1000 + round_index,
+                        device=device,
+                    )
+                    cache[key] = (trained, stats, _test_miou(data, view, trained, device=device))
+                trained, stats, miou = cache[key]
+                curve.append(miou)
+                if on_round is not None:
+                    on_round(strategy, seed, round_index, int(labeled.size), miou)
+                if not last:
+                    chosen = _acquire(
+                        strategy,
+                        data,
+                        view,
+                        pool,
+                        budget,
+                        model=trained,
+                        stats=stats,
+                        seed=int(seed) * 1000 + round_index,
+                        device=device,
+                    )
+                    labeled = np.sort(np.concatenate([labeled, chosen]))
+            per_seed[strategy].append(curve)
+    curves = {}
+    for strategy, runs in per_seed.items():
+        values = np.asarray(runs, dtype=np.float64)  # (seeds, rounds + 1)
+        curves[strategy] = {
+            "labeled": labeled_counts,
+            "miou_mean": values.mean(axis=0).tolist(),
+            "miou_std": values.std(axis=0).tolist(),
+            "miou": values.tolist(),
+        }
+    config = {
+        "data": data.name,
+        "view": view,
+        "strategies": list(strategies),
+        "rounds": rounds,
+        "budget": budget,
+        "initial": initial,
+        "seeds": [int(s) for s in seeds],
+        "model": model,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "lr": lr,
+        "pool_sections": int(train_sections.size),
+    }
+    return {"config": config, "curves": curves}
+
+
+def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Save test mIoU vs labeled sections, mean line and +-std band per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from segforget.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, curve in result["curves"].items():
+        x = np.asarray(curve["labeled"])
+        mean, std = np.asarray(curve["miou_mean"]), np.asarray(curve["miou_std"])
+        ax.plot(x, mean, marker="o", label=strategy)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    config = result["config"]
+    ax.set_xlabel(f"labeled {config['view']} sections")
+    ax.set_ylabel("test mIoU")
+    ax.set_title(f"{config['data']}: mean ± std over {len(config['seeds'])} seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_selection(
+    run: Any,
+    rows: list[dict[str, Any]],
+    *,
+    csv_path: str | os.PathLike[str],
+    figure_path: str | os.PathLike[str] | None = None,
+    mode: str = "epoch",
+    max_figure: int = 8,
+) -> None:
+    """Write chosen sections as CSV (rank, split, view, section, score) and an optional figure.
+
+    The figure shows the first ``max_figure`` chosen sections' seismic images and, when the run
+    tracked them, their per-pixel switch events.
+    """
+    from segforget.io import atomic_write_text
+
+    run = _as_run(run)
+    atomic_write_text(csv_path, _csv_text(rows, ["rank", "split", "view", "section", "score"]))
+    if figure_path is None or not rows:
+        return
+    data = _run_data(run)
+    tracked = {(s, v) for m, s, v in run.available_stats() if m == mode}
+    images, maps, titles = [], [], []
+    for row in rows[:max_figure]:
+        split, view, section = row["split"], row["view"], int(row["section"])
+        image = data.seismic_sections(split, view, sections=[section])[0]
+        images.append(image if image.ndim == 2 else image[0])
+        switch_map = None
+        if (split, view) in tracked:
+            stats = run.stats(mode, split, view)
+            height, width = (int(v) for v in stats.meta["section_shape"])
+            start = section * height * width
+            switch_map = np.asarray(stats.switch_events[start : start + height * width]).reshape(
+                height, width
+            )
+        maps.append(switch_map)
+        titles.append(f"#{row['rank']} {split} {view} {section}: {row['score']:.3g}")
+    plot_selection(images, figure_path, maps=maps, titles=titles)

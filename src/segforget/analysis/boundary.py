@@ -1,0 +1,243 @@
+"""Forgetting near class boundaries: distance curve, 2-pixel enrichment, class pairs.
+
+Shape legend: N sections, H depth (rows), W lateral (columns), C classes.
+
+Definitions (used by the tests and the summary):
+
+- A *boundary pixel* has at least one 4-neighbour (up, down, left, right) with a different valid
+  class; both sides of a label change are boundary pixels. Changes to or from an ignored label
+  (outside 0..C-1) are not boundaries.
+- The *distance to the boundary* is the Euclidean distance (in pixels, within the section) to
+  the nearest boundary pixel, computed with :func:`scipy.ndimage.distance_transform_edt`; boundary
+  pixels have distance 0. Sections without a boundary give ``inf``.
+- ``enrichment_2px`` = (share of all forgetting events that lie at distance <= 2) / (share of
+  observed pixels that lie at distance <= 2). 1 means no concentration at boundaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "boundary_mask",
+    "boundary_distance",
+    "BoundaryAccumulator",
+    "boundary_analysis",
+    "NEAR_BOUNDARY_PX",
+]
+
+#: Pixels at most this far from a label boundary count as "near" it.
+NEAR_BOUNDARY_PX = 2.0
+
+
+def _valid(labels: np.ndarray, num_classes: int | None) -> np.ndarray:
+    if num_classes is None:
+        return labels >= 0
+    return (labels >= 0) & (labels < num_classes)
+
+
+# (own, neighbour) slices of (N, H, W) arrays for the 4 neighbour directions.
+_UP, _DOWN = (slice(None), slice(None, -1), slice(None)), (slice(None), slice(1, None), slice(None))
+_LEFT, _RIGHT = (
+    (slice(None), slice(None), slice(None, -1)),
+    (slice(None), slice(None), slice(1, None)),
+)
+_NEIGHBOURS = ((_UP, _DOWN), (_DOWN, _UP), (_LEFT, _RIGHT), (_RIGHT, _LEFT))
+
+
+def boundary_mask(labels: np.ndarray, *, num_classes: int | None = None) -> np.ndarray:
+    """Boundary pixels of label sections.
+
+    Args:
+        labels: (N, H, W) or (H, W) integer labels.
+        num_classes: labels outside 0..num_classes-1 are ignored (no boundary with them);
+            ``None`` ignores only negative labels.
+
+    Returns:
+        bool array of the shape of ``labels``.
+
+    Raises:
+        ValueError: if ``labels`` is not 2-D or 3-D.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"Expected `labels` to be (N, H, W) or (H, W), got shape {labels.shape}")
+    squeeze = labels.ndim == 2
+    lab = labels[None] if squeeze else labels
+    valid = _valid(lab, num_classes)
+    mask = np.zeros(lab.shape, dtype=bool)
+    for own, other in _NEIGHBOURS:
+        mask[own] |= valid[own] & valid[other] & (lab[own] != lab[other])
+    return mask[0] if squeeze else mask
+
+
+def boundary_distance(labels: np.ndarray, *, num_classes: int | None = None) -> np.ndarray:
+    """Euclidean distance (pixels) of every pixel to the nearest boundary pixel of its section.
+
+    Args:
+        labels: (N, H, W) or (H, W) integer labels.
+        num_classes: see :func:`boundary_mask`.
+
+    Returns:
+        float32 array of the shape of ``labels``; 0 on boundary pixels, ``inf`` in sections
+        without any boundary.
+    """
+    mask = boundary_mask(labels, num_classes=num_classes)
+    squeeze = mask.ndim == 2
+    mask3 = mask[None] if squeeze else mask
+    out = np.full(mask3.shape, np.inf, dtype=np.float32)
+    for i in range(mask3.shape[0]):
+        if mask3[i].any():
+            out[i] = ndimage.distance_transform_edt(~mask3[i])
+    return out[0] if squeeze else out
+
+
+class BoundaryAccumulator:
+    """Forgetting by distance to the label boundary, accumulated over chunks of sections.
+
+    Args:
+        class_names: names of classes 0..C-1.
+        max_distance: distances are rounded to integers; the last bin collects distances
+            >= ``max_distance`` (and sections without boundaries).
+    """
+
+    def __init__(self, class_names: Sequence[str], *, max_distance: int = 32) -> None:
+        if max_distance < 3:
+            raise ValueError(f"Expected `max_distance` to be >= 3, got {max_distance}")
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.max_distance = int(max_distance)
+        bins = self.max_distance + 1
+        self.pixels = np.zeros(bins, dtype=np.int64)
+        self.events = np.zeros(bins, dtype=np.int64)
+        self.forgotten = np.zeros(bins, dtype=np.int64)
+        self.near_pixels = 0
+        self.near_events = 0
+        c = self.num_classes
+        # class pair (a, b), a < b: boundary pixels, forgotten boundary pixels, their events
+        self.pair_pixels = np.zeros((c, c), dtype=np.int64)
+        self.pair_forgotten = np.zeros((c, c), dtype=np.int64)
+        self.pair_events = np.zeros((c, c), dtype=np.int64)
+
+    def update(
+        self, forgetting_events: np.ndarray, observations: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """Add a chunk of whole sections; arrays (N, H, W)."""
+        events = np.asarray(forgetting_events).astype(np.int64)
+        labels = np.asarray(labels)
+        if labels.ndim != 3 or events.shape != labels.shape:
+            raise ValueError(
+                "Expected `forgetting_events` and `labels` to be (N, H, W) of one shape, got "
+                f"{events.shape} and {labels.shape}"
+            )
+        c = self.num_classes
+        valid = _valid(labels, c)
+        observed = (np.asarray(observations) > 0) & valid
+        dist = boundary_distance(labels, num_classes=c)
+        bins = np.minimum(
+            np.where(np.isfinite(dist), np.rint(dist), self.max_distance), self.max_distance
+        ).astype(np.int64)
+        b, e = bins[observed], events[observed]
+        n = self.max_distance + 1
+        self.pixels += np.bincount(b, minlength=n)
+        self.events += np.bincount(b, weights=e, minlength=n).astype(np.int64)
+        self.forgotten += np.bincount(b[e > 0], minlength=n)
+        near = dist[observed] <= NEAR_BOUNDARY_PX
+        self.near_pixels += int(near.sum())
+        self.near_events += int(e[near].sum())
+        # Class pairs: for each boundary pixel, every distinct other class among its neighbours.
+        lab = np.where(valid, labels, -1).astype(np.int64)
+        has_other = np.zeros((c,) + labels.shape, dtype=bool)
+        for own, other in _NEIGHBOURS:
+            for k in range(c):
+                has_other[k][own] |= (lab[other] == k) & (lab[own] != k) & (lab[own] >= 0)
+        for k in range(c):
+            sel = has_other[k] & observed
+            if not sel.any():
+                continue
+            own_cls = lab[sel]
+            ev = events[sel]
+            lo, hi = np.minimum(own_cls, k), np.maximum(own_cls, k)
+            flat = lo * c + hi
+            self.pair_pixels += np.bincount(flat, minlength=c * c).reshape(c, c)
+            self.pair_forgotten += np.bincount(flat[ev > 0], minlength=c * c).reshape(c, c)
+            self.pair_events += (
+                np.bincount(flat, weights=ev, minlength=c * c).astype(np.int64).reshape(c, c)
+            )
+
+    def result(self) -> dict[str, Any]:
+        """Plain data: ``enrichment_2px``, near-boundary shares, the distance curve, class pairs.
+
+        ``curve`` lists per integer distance d (last = d >= max_distance or no boundary):
+        ``pixels``, ``mean_forgetting_events``, ``forgotten_fraction``. ``class_pairs`` lists
+        the boundary class pairs sorted by forgetting events, with ``boundary_pixels``,
+        ``forgotten_pixels``, ``forgetting_events``, ``events_per_pixel``.
+        """
+        total_pixels = int(self.pixels.sum())
+        total_events = int(self.events.sum())
+        pixel_share = self.near_pixels / total_pixels if total_pixels else None
+        event_share = self.near_events / total_events if total_events else None
+        enrichment = (
+            event_share / pixel_share if (event_share is not None and pixel_share) else None
+        )
+        curve = []
+        for d in range(self.max_distance + 1):
+            n = int(self.pixels[d])
+            curve.append(
+                {
+                    "distance": d,
+                    "open_ended": d == self.max_distance,
+                    "pixels": n,
+                    "mean_forgetting_events": float(self.events[d]) / n if n else None,
+                    "forgotten_fraction": float(self.forgotten[d]) / n if n else None,
+                }
+            )
+        pairs = []
+        for a in range(self.num_classes):
+            for b in range(a + 1, self.num_classes):
+                n = int(self.pair_pixels[a, b])
+                if n == 0:
+                    continue
+                pairs.append(
+                    {
+                        "classes": [self.class_names[a], self.class_names[b]],
+                        "boundary_pixels": n,
+                        "forgotten_pixels": int(self.pair_forgotten[a, b]),
+                        "forgetting_events": int(self.pair_events[a, b]),
+                        "events_per_pixel": float(self.pair_events[a, b]) / n,
+                    }
+                )
+        pairs.sort(key=lambda p: (-p["forgetting_events"], p["classes"]))
+        return {
+            "enrichment_2px": enrichment,
+            "near_distance_px": NEAR_BOUNDARY_PX,
+            "near_pixel_share": pixel_share,
+            "near_event_share": event_share,
+            "definition": (
+                "enrichment_2px = (share of forgetting events at distance <= 2 px from a label "
+                "boundary) / (share of observed pixels at distance <= 2 px)"
+            ),
+            "curve": curve,
+            "class_pairs": pairs,
+        }
+
+
+def boundary_analysis(
+    forgetting_events: np.ndarray,
+    observations: np.ndarray,
+    labels: np.ndarray,
+    *,
+    class_names: Sequence[str],
+    max_distance: int = 32,
+) -> dict[str, Any]:
+    """Forgetting near label boundaries of whole (N, H, W) arrays.
+
+    See :class:`BoundaryAccumulator` for the result.
+    """
+    acc = BoundaryAccumulator(class_names, max_distance=max_distance)
+    acc.update(forgetting_events, observations, labels)
+    return acc.result()

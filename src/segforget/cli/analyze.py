@@ -1,0 +1,65 @@
+"""``segforget analyze RUN`` and ``segforget report RUN [RUN ...]``: explain a run's dynamics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segforget.cli._app import app
+
+
+def _summary_lines(summary: dict) -> list[str]:
+    ov, b = summary["overview"], summary["boundary"]
+    lines = [
+        f"pixels observed: {ov['observed_pixels']:,} ({summary['mode']} mode, views "
+        f"{', '.join(summary['views'])})",
+        f"unforgettable {ov['unforgettable']:.1%}, never learned {ov['never_learned']:.1%}, "
+        f"forgotten at least once {ov['forgotten_at_least_once']:.1%}, frequently forgotten "
+        f"(>= {summary['k']} events) {ov['frequently_forgotten']:.1%}",
+    ]
+    if b["enrichment_2px"] is not None:
+        lines.append(f"boundary enrichment within 2 px: {b['enrichment_2px']:.2f}")
+    per_class = ", ".join(
+        f"{name} {entry['mean_forgetting_events']:.3f}"
+        for name, entry in summary["per_class"].items()
+        if entry["mean_forgetting_events"] is not None
+    )
+    lines.append(f"forgetting events per pixel by class: {per_class}")
+    lines += summary.get("findings", [])
+    return lines
+
+
+@app.command("analyze")
+def analyze_command(
+    run: Path = typer.Argument(..., help="Run directory written by `segforget train`."),
+    k: int | None = typer.Option(  # noqa: UP007 - typer needs Optional on Python 3.10
+        None, "--k", help="Frequent-forgetting threshold (default: chosen from the distribution)."
+    ),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw figures."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+) -> None:
+    """Analyse a run's learning dynamics: writes RUN/analysis/summary.json, figures, regions."""
+    from segforget.analysis import analyze_run
+
+    summary = analyze_run(run, progress=not quiet, k=k, figures=figures)
+    if not quiet:
+        for line in _summary_lines(summary):
+            typer.echo(line)
+    typer.echo(f"wrote {Path(run) / 'analysis' / 'summary.json'}")
+
+
+@app.command("report")
+def report_command(
+    runs: list[Path] = typer.Argument(
+        ..., help="One or more run directories (compared side by side)."
+    ),
+    out: Path | None = typer.Option(  # noqa: UP007
+        None, "--out", "-o", help="Output HTML file (default: RUN/report.html of the first run)."
+    ),
+) -> None:
+    """Write one self-contained HTML report (images embedded, opens offline) of one or more runs."""
+    from segforget.viz.report import write_report
+
+    path = write_report(runs, out=out, progress=True)
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,162 @@
+"""analyze_run on a tiny run directory: summary keys, numbers against direct computations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from analysis.fake_run import analyzed_fake_run
+from segforget.analysis import analyze_run, auroc, boundary_analysis, spearman
+from segforget.dynamics import ForgettingStats
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory):
+    return analyzed_fake_run(tmp_path_factory)
+
+
+def test_summary_has_every_key_and_files(analyzed):
+    run, summary = analyzed
+    for key in (
+        "overview",
+        "per_class",
+        "boundary",
+        "margin",
+        "timing",
+        "regions",
+        "data_map",
+        "test_dynamics",
+        "k",
+        "volume",
+        "findings",
+        "figures",
+        "sections",
+    ):
+        assert key in summary, key
+    assert summary["boundary"]["enrichment_2px"] > 1.5
+    on_disk = json.loads((run / "analysis" / "summary.json").read_text())
+    assert on_disk == summary
+    for fig in summary["figures"]:
+        assert (run / "analysis" / fig["file"]).stat().st_size > 1000, fig
+    assert (run / "analysis" / "correctness.gif").is_file()
+    assert (run / "analysis" / "regions.csv").read_text().startswith("rank,view,section,pixels")
+    assert len(json.loads((run / "analysis" / "regions.json").read_text())) >= 1
+    assert summary["test_dynamics"]["test1_inline"]["auroc_switches_predict_error"] is not None
+    assert any("class boundaries" in note for note in summary["findings"])
+
+
+def _concat(run, view):
+    st = ForgettingStats.load(run / "dynamics" / "epoch" / f"train_{view}")
+    labels = np.load(run.parent / "data" / "train" / "train_labels.npy")
+    labels = labels.transpose(0, 2, 1) if view == "inline" else labels.transpose(1, 2, 0)
+    return st, labels.astype(np.int64)
+
+
+def test_numbers_match_direct_whole_array_computation(analyzed):
+    run, summary = analyzed
+    events, obs, labels, aums = [], [], [], []
+    for view in ("inline", "crossline"):
+        st, lab = _concat(run, view)
+        events.append(st.forgetting_events.ravel())
+        obs.append(st.observations.ravel())
+        labels.append(lab.ravel())
+        direct = boundary_analysis(
+            st.forgetting_events.reshape(lab.shape),
+            st.observations.reshape(lab.shape),
+            lab,
+            class_names=summary["class_names"],
+        )
+        assert direct["enrichment_2px"] > 1
+        aums.append(st.aum.ravel())
+    ev, lab = np.concatenate(events), np.concatenate(labels)
+    # every pixel is sampled (fewer than max_samples), so the correlation is the full one
+    assert summary["margin"]["spearman_events_vs_aum"] == pytest.approx(
+        spearman(ev, np.concatenate(aums))
+    )
+    assert summary["overview"]["observed_pixels"] == ev.size
+    assert summary["overview"]["mean_forgetting_events"] == pytest.approx(ev.mean())
+    k = summary["k"]
+    assert summary["overview"]["frequently_forgotten"] == pytest.approx((ev >= k).mean())
+    for c, name in enumerate(summary["class_names"]):
+        sel = lab == c
+        if sel.any():
+            assert summary["per_class"][name]["mean_forgetting_events"] == pytest.approx(
+                ev[sel].mean()
+            )
+    # volume total = all events of both views
+    assert summary["volume"]["total"] == int(ev.sum())
+    assert summary["regions"]["pixels"] <= int((ev >= k).sum())
+
+
+def test_test_dynamics_auroc_matches_rank_based_reference(analyzed):
+    run, summary = analyzed
+    st = ForgettingStats.load(run / "dynamics" / "epoch" / "test1_inline")
+    labels = np.load(run.parent / "data" / "test_once" / "test1_labels.npy").transpose(0, 2, 1)
+    pred = np.load(run / "predictions" / "test1_inline.npy")
+    expected = auroc(st.switch_events, pred.ravel() != labels.ravel())
+    got = summary["test_dynamics"]["test1_inline"]["auroc_switches_predict_error"]
+    assert got == pytest.approx(expected)
+
+
+def test_gif_has_one_frame_per_epoch(analyzed):
+    from PIL import Image
+
+    from analysis.fake_run import EPOCHS
+
+    run, _ = analyzed
+    with Image.open(run / "analysis" / "correctness.gif") as gif:
+        assert gif.n_frames == EPOCHS and gif.width >= 80
+
+
+def test_chunk_size_does_not_change_summary(analyzed, tmp_path):
+    run, summary = analyzed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    other = analyze_run(copy, progress=False, chunk_pixels=10**7, figures=False, min_region_size=1)
+    for key in (
+        "overview",
+        "per_class",
+        "boundary",
+        "margin",
+        "timing",
+        "regions",
+        "data_map",
+        "test_dynamics",
+        "volume",
+        "k",
+    ):
+        assert json.dumps(other[key]).replace(str(copy), "") == json.dumps(summary[key]).replace(
+            str(run), ""
+        ), key
+
+
+def test_user_errors(tmp_path, analyzed):
+    run, _ = analyzed
+    with pytest.raises(FileNotFoundError, match="Expected `run_dir` to be an existing run"):
+        analyze_run(tmp_path / "nope", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="Expected `run_dir` to be a run directory"):
+        analyze_run(tmp_path / "empty", progress=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    shutil.rmtree(broken / "analysis")
+    for path in (broken / "dynamics" / "epoch" / "train_inline").rglob("c/*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="damaged"):
+        analyze_run(broken, progress=False)
+    assert not (broken / "analysis").exists()  # nothing written on error
+    with pytest.raises(ValueError, match="Expected `k`"):
+        analyze_run(run, progress=False, k=0)
+    nodyn = tmp_path / "nodyn"
+    nodyn.mkdir()
+    (nodyn / "config.yaml").write_text("data: {spec: x}\n")
+    (nodyn / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="tracker statistics"):
+        analyze_run(nodyn, progress=False)
+    (nodyn / "config.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ValueError, match="readable config.yaml"):
+        analyze_run(nodyn, progress=False)
