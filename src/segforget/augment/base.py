@@ -38,7 +38,9 @@ class TrainingMethod:
         """
         return None
 
-    def transform_batch(self, batch: dict[str, Any], *, generator: torch.Generator) -> dict[str, Any]:
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
         """Return the (possibly altered) training batch. Labels and pixel_index must stay valid."""
         return batch
 

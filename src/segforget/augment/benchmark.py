@@ -1,0 +1,427 @@
+"""Benchmark of the training methods: same data, model and budget, several seeds.
+
+For every seed, ``baseline`` is trained first; the methods that read their regions from a
+previous run (``oversample``, ``style-input``, ``style-feature``) use that seed's baseline run,
+``online`` uses its own live tracker. Every run tracks in ``epoch`` mode (a clean eval-mode pass
+over the training sections after each epoch), so the forgetting counts are comparable across
+methods; a training pixel is *frequently forgotten* when it has at least ``threshold``
+forgetting events (one threshold for all methods).
+
+Layout of ``OUT``::
+
+    OUT/runs/<entry>/seed<S>/     one run directory per entry and seed (segforget train layout)
+    OUT/benchmark.json            settings, per-run results, mean and std per entry
+    OUT/benchmark.md              the tables
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segforget.augment.methods import METHOD_NAMES
+from segforget.io import atomic_write_json, atomic_write_text
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "resolve_entries",
+    "forgetting_counts",
+    "summarize_runs",
+    "benchmark_markdown",
+    "run_benchmark",
+]
+
+DEFAULT_METHODS: tuple[str, ...] = METHOD_NAMES
+#: Methods whose regions come from a previous (baseline) run of the same seed.
+_OFFLINE = ("oversample", "style-input", "style-feature")
+_RARE = ("scruff", "zechstein")
+
+
+def resolve_entries(
+    methods: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Map benchmark entries to (method name, options).
+
+    An entry is a method name, or a label whose options hold ``"method": NAME`` (a variant,
+    e.g. ``{"style-input-strong": {"method": "style-input", "p": 0.9}}``).
+
+    Raises:
+        ValueError: empty or duplicate entries, unknown names, or options for no entry.
+    """
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    if not methods:
+        raise ValueError("Expected `--methods` to name at least one method, got none")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"Expected `--methods` without duplicates, got {list(methods)}")
+    stray = sorted(set(options) - set(methods))
+    if stray:
+        raise ValueError(f"Expected `--options` keys to be entries of --methods, got {stray}")
+    entries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for entry in methods:
+        opts = options.get(entry, {})
+        name = opts.pop("method", entry)
+        if name not in METHOD_NAMES:
+            raise ValueError(
+                f"Expected `--methods` entries from {list(METHOD_NAMES)} (or a label with "
+                f'"method" in --options), got {entry!r}'
+            )
+        if "regions" in opts:
+            raise ValueError(
+                f"Expected no `regions` option for entry {entry!r} (the benchmark uses the same "
+                "seed's baseline run), got one"
+            )
+        entries[entry] = (name, opts)
+    return entries
+
+
+def forgetting_counts(
+    forgetting_events: np.ndarray, observations: np.ndarray, threshold: int
+) -> tuple[int, int]:
+    """(frequently forgotten pixels, observed pixels): events >= threshold among observed."""
+    observed = np.asarray(observations) > 0
+    frequent = observed & (np.asarray(forgetting_events) >= threshold)
+    return int(frequent.sum()), int(observed.sum())
+
+
+def _run_result(run_dir: Path, threshold: int, wall_s: float) -> dict[str, Any]:
+    from segforget.train import load_run
+
+    run = load_run(run_dir)
+    test = run.metrics["test"]
+    frequent = observed = never = 0
+    for mode, split, view in run.available_stats():
+        if mode != "epoch" or split != "train":
+            continue
+        stats = run.stats(mode, split, view)
+        f, o = forgetting_counts(stats.forgetting_events, stats.observations, threshold)
+        frequent, observed = frequent + f, observed + o
+        never += int(np.asarray(stats.never_learned).sum())
+    return {
+        "miou": test["miou"],
+        "mean_class_accuracy": test["mean_class_accuracy"],
+        "fwiou": test["fwiou"],
+        "pixel_accuracy": test["pixel_accuracy"],
+        "class_accuracy": dict(test["class_accuracy"]),
+        "class_iou": dict(test["class_iou"]),
+        "frequently_forgotten": frequent,
+        "frequently_forgotten_fraction": frequent / observed if observed else None,
+        "never_learned": never,
+        "observed_pixels": observed,
+        "wall_s": wall_s,
+    }
+
+
+def _mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(present) / len(present)
+    # sample std (n - 1); 0 for a single seed
+    std = (
+        math.sqrt(sum((v - mean) ** 2 for v in present) / (len(present) - 1))
+        if len(present) > 1
+        else 0.0
+    )
+    return {"mean": mean, "std": std, "n": len(present)}
+
+
+def summarize_runs(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and sample std over seeds of every number of :func:`_run_result` dicts."""
+    keys = (
+        "miou",
+        "mean_class_accuracy",
+        "fwiou",
+        "pixel_accuracy",
+        "frequently_forgotten",
+        "frequently_forgotten_fraction",
+        "never_learned",
+        "wall_s",
+    )
+    summary: dict[str, Any] = {key: _mean_std([r[key] for r in results]) for key in keys}
+    classes = list(results[0]["class_accuracy"]) if results else []
+    summary["class_accuracy"] = {
+        c: _mean_std([r["class_accuracy"].get(c) for r in results]) for c in classes
+    }
+    summary["class_iou"] = {c: _mean_std([r["class_iou"].get(c) for r in results]) for c in classes}
+    return summary
+
+
+def _fmt(stat: Mapping[str, Any], digits: int = 3, scale: float = 1.0) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
+def _beyond_spread(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """a's mean exceeds b's by more than the two seed-to-seed stds together."""
+    if a["mean"] is None or b["mean"] is None:
+        return False
+    return a["mean"] - b["mean"] > a["std"] + b["std"]
+
+
+def benchmark_markdown(report: Mapping[str, Any]) -> str:
+    """The Markdown tables of a benchmark report (see :func:`run_benchmark`)."""
+    settings = report["settings"]
+    summary = report["summary"]
+    entries = list(summary)
+    classes = list(summary[entries[0]]["class_accuracy"]) if entries else []
+    lines = [
+        "# Training-method benchmark",
+        "",
+        f"Command: `{settings['command']}`  ",
+        f"Data: `{settings['data']}`, model `{settings['model']}`, {settings['epochs']} epochs, "
+        f"batch size {settings['batch_size']}, views {settings.get('views') or 'all'}, "
+        f"seeds {settings['seeds']}  ",
+        f"Machine: {settings['machine']}; date {settings['date']}  ",
+        f"Frequently forgotten: a training pixel with >= {settings['threshold']} forgetting "
+        "events (epoch-mode tracker, trained views summed); mean ± sample std over seeds.",
+        "",
+        "| method | test mIoU | mean class acc. | FWIoU | **scruff acc.** | **zechstein acc.** "
+        "| freq. forgotten px | freq. forgotten % | wall time / run (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in entries:
+        s = summary[entry]
+        rare = [s["class_accuracy"].get(c, {"mean": None}) for c in _RARE]
+        lines.append(
+            f"| {entry} | {_fmt(s['miou'])} | {_fmt(s['mean_class_accuracy'])} | "
+            f"{_fmt(s['fwiou'])} | **{_fmt(rare[0])}** | **{_fmt(rare[1])}** | "
+            f"{_fmt(s['frequently_forgotten'], 0)} | "
+            f"{_fmt(s['frequently_forgotten_fraction'], 2, 100.0)} | {_fmt(s['wall_s'], 0)} |"
+        )
+    lines += ["", "Per-class test accuracy:", ""]
+    header = " | ".join(f"**{c}**" if c in _RARE else c for c in classes)
+    lines += [f"| method | {header} |", "|---|" + "---|" * len(classes)]
+    for entry in entries:
+        cells = " | ".join(_fmt(summary[entry]["class_accuracy"][c]) for c in classes)
+        lines.append(f"| {entry} | {cells} |")
+    comparisons = report.get("comparisons") or {}
+    if comparisons:
+        lines += ["", "Against the references (difference of means; * = beyond the spread):", ""]
+        lines += [
+            "| method | vs | Δ mIoU | Δ scruff acc. | Δ zechstein acc. | freq. forgotten change |",
+            "|---|---|---|---|---|---|",
+        ]
+        for entry, refs in comparisons.items():
+            for ref, c in refs.items():
+
+                def cell(d: Mapping[str, Any]) -> str:
+                    if d["delta"] is None:
+                        return "n/a"
+                    return f"{d['delta']:+.3f}{'*' if d['beyond_spread'] else ''}"
+
+                change = c["forgotten_change"]
+                change_text = "n/a" if change is None else f"{change * 100:+.1f}%"
+                lines.append(
+                    f"| {entry} | {ref} | {cell(c['miou'])} | {cell(c['scruff'])} | "
+                    f"{cell(c['zechstein'])} | {change_text} |"
+                )
+    if report.get("best"):
+        lines += ["", f"Best forgetting-aware method by mean test mIoU: **{report['best']}**."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _comparisons(summary: Mapping[str, Any], entries: Mapping[str, tuple[str, dict]]) -> dict:
+    refs = [e for e in ("baseline", "rotate") if e in summary]
+    out: dict[str, Any] = {}
+    for entry in summary:
+        if entry in ("baseline", "rotate"):
+            continue
+        out[entry] = {}
+        for ref in refs:
+            a, b = summary[entry], summary[ref]
+
+            def delta(x: Mapping[str, Any], y: Mapping[str, Any]) -> dict[str, Any]:
+                if x["mean"] is None or y["mean"] is None:
+                    return {"delta": None, "beyond_spread": False}
+                return {"delta": x["mean"] - y["mean"], "beyond_spread": _beyond_spread(x, y)}
+
+            fa, fb = a["frequently_forgotten"]["mean"], b["frequently_forgotten"]["mean"]
+            out[entry][ref] = {
+                "miou": delta(a["miou"], b["miou"]),
+                "scruff": delta(
+                    a["class_accuracy"].get("scruff", {"mean": None}),
+                    b["class_accuracy"].get("scruff", {"mean": None}),
+                ),
+                "zechstein": delta(
+                    a["class_accuracy"].get("zechstein", {"mean": None}),
+                    b["class_accuracy"].get("zechstein", {"mean": None}),
+                ),
+                "forgotten_change": (fa - fb) / fb if fb else None,
+            }
+    return out
+
+
+def run_benchmark(
+    out: str | Path,
+    *,
+    preset: str = "small",
+    data: str | None = None,
+    seeds: int = 3,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    epochs: int = 12,
+    model: str = "light",
+    batch_size: int = 8,
+    views: Sequence[str] | None = None,
+    threshold: int = 2,
+    device: str = "auto",
+    threads: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    command: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train every entry of ``methods`` for every seed and write OUT/benchmark.{json,md}.
+
+    Args:
+        out: output directory (must not exist unless ``resume`` or ``force``).
+        preset: synthetic survey preset (``small``, ``medium``, ``f3``); the survey is the
+            same for all seeds (``synthetic:PRESET:0``), the seeds change initialisation,
+            data order, augmentation and validation split.
+        data: a data spec instead of ``preset`` (e.g. ``f3:DIR``).
+        seeds: number of seeds (0 .. seeds-1).
+        methods: entries (method names or labels defined in ``options``).
+        options: per-entry method options (see :func:`resolve_entries`).
+        epochs, model, batch_size, device, threads: training settings shared by all runs.
+        views: views to train on (None: all views of the data).
+        threshold: forgetting events that make a pixel frequently forgotten.
+        resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json).
+        force: delete ``out`` first.
+        progress: called with a line of text before each run.
+
+    Returns:
+        The report written to OUT/benchmark.json.
+
+    Raises:
+        ValueError: invalid entries or settings.
+        FileExistsError: ``out`` exists without ``resume`` or ``force``.
+    """
+    import shutil
+
+    from segforget.train import RunConfig
+
+    entries = resolve_entries(methods, options)
+    checks = (("seeds", seeds, 1), ("epochs", epochs, 1), ("threshold", threshold, 1))
+    for key, value, low in checks:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"Expected `--{key}` to be an integer >= {low}, got {value!r}")
+    spec = data if data is not None else f"synthetic:{preset}:0"
+    if data is None:
+        from segforget.data.synthetic import PRESETS
+
+        if preset not in PRESETS:
+            raise ValueError(f"Expected `--preset` to be one of {sorted(PRESETS)}, got {preset!r}")
+    out = Path(out)
+    if out.exists() and not (resume or force):
+        raise FileExistsError(
+            f"Expected `--out` not to exist, got {str(out)!r} (pass --resume to reuse its "
+            "finished runs, or --force to replace it)"
+        )
+    if force and not resume and out.exists():
+        shutil.rmtree(out)
+
+    def config_for(name: str, opts: dict[str, Any], seed: int) -> RunConfig:
+        config = RunConfig()
+        config.data.spec = spec
+        config.data.views = None if views is None else list(views)
+        config.model.name = model
+        config.train.epochs = epochs
+        config.train.batch_size = batch_size
+        config.train.seed = seed
+        config.train.device = device
+        config.train.threads = threads
+        config.track.mode = "epoch"
+        config.log.progress = False
+        config.log.tensorboard = False
+        config.method.name = name
+        config.method.options = opts
+        config.validate()
+        return config
+
+    # Validate every configuration and method option before the first (long) run.
+    from segforget.augment.methods import build_method
+
+    for name, opts in entries.values():
+        config_for(name, opts, 0)
+        if name in _OFFLINE:
+            # the regions run does not exist yet: check the options as the online inner method
+            build_method("online", {"inner": name, **opts})
+        else:
+            build_method(name, opts)
+
+    needs_reference = any(name in _OFFLINE for name, _ in entries.values())
+    order = list(entries)
+    if needs_reference and "baseline" not in entries:
+        order = ["baseline", *order]
+    results: dict[str, list[dict[str, Any]]] = {entry: [] for entry in order}
+    total = len(order) * seeds
+    done = 0
+    from segforget.train import train
+
+    for seed in range(seeds):
+        for entry in order:
+            name, opts = entries.get(entry, ("baseline", {}))
+            opts = dict(opts)
+            if name in _OFFLINE:
+                opts["regions"] = str(out / "runs" / "baseline" / f"seed{seed}")
+            run_dir = out / "runs" / entry / f"seed{seed}"
+            done += 1
+            timing = run_dir / "benchmark_wall_s.json"
+            if resume and (run_dir / "metrics.json").is_file() and timing.is_file():
+                wall = float(json.loads(timing.read_text())["wall_s"])
+                if progress:
+                    progress(f"[{done}/{total}] {entry} seed {seed}: reused")
+            else:
+                if progress:
+                    progress(f"[{done}/{total}] {entry} seed {seed}: training")
+                started = time.perf_counter()
+                train(config_for(name, opts, seed), run_dir, force=True, command=[command])
+                wall = time.perf_counter() - started
+                atomic_write_json(timing, {"wall_s": wall})
+            result = _run_result(run_dir, threshold, wall)
+            result["seed"] = seed
+            results[entry].append(result)
+
+    summary = {entry: summarize_runs(results[entry]) for entry in order}
+    comparisons = _comparisons(summary, entries)
+    aware = [e for e in order if e not in ("baseline", "rotate")]
+    best = max(aware, key=lambda e: summary[e]["miou"]["mean"] or -1.0, default=None)
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    machine = f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+    if torch.cuda.is_available() and device != "cpu":
+        machine += f", {torch.cuda.get_device_name(0)}"
+    report = {
+        "settings": {
+            "command": command,
+            "data": spec,
+            "model": model,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "views": None if views is None else list(views),
+            "seeds": seeds,
+            "threshold": threshold,
+            "entries": {e: {"method": n, "options": o} for e, (n, o) in entries.items()},
+            "machine": machine,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        },
+        "runs": results,
+        "summary": summary,
+        "comparisons": comparisons,
+        "best": best,
+    }
+    atomic_write_json(out / "benchmark.json", report)
+    atomic_write_text(out / "benchmark.md", benchmark_markdown(report))
+    return report

@@ -1,0 +1,698 @@
+"""The training methods selectable with ``segforget train --method NAME``.
+
+Shape legend: B batch, C channels, H depth, W lateral, P pixels of a view's training pixel
+space, N sections.
+
+- ``baseline``       no change.
+- ``rotate``         random rotation of the batch (image bilinear, label and pixel_index nearest).
+- ``oversample``     sections sampled in proportion to their frequently forgotten area.
+- ``style-input``    style transfer into the frequently forgotten regions (input space).
+- ``style-feature``  channel-statistics mixing inside those regions after an early encoder stage.
+- ``online``         one of the region methods, its regions refreshed from the live tracker.
+
+Region methods other than ``online`` read their regions from a previous run
+(option ``regions``: the run directory, or one dynamics store).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segforget.augment.base import TrainingMethod
+from segforget.augment.feature import FeatureStatsMixer, insert_feature_mixer
+from segforget.augment.regions import RegionOptions, select_regions, select_regions_from_stats
+from segforget.augment.style import fourier_transfer, moment_match, region_moments
+
+__all__ = [
+    "METHOD_NAMES",
+    "RegionMethod",
+    "Rotate",
+    "Oversample",
+    "StyleInput",
+    "StyleFeature",
+    "Online",
+    "build_method",
+    "rotate_batch",
+    "batch_regions",
+]
+
+METHOD_NAMES: tuple[str, ...] = (
+    "baseline",
+    "rotate",
+    "oversample",
+    "style-input",
+    "style-feature",
+    "online",
+)
+
+_REGION_KEYS = ("k", "include_never_learned", "opening", "min_area", "budget", "dilate")
+_COMMON_KEYS = ("regions", "mode", "rotate", "rotate_p", *_REGION_KEYS)
+
+
+def _option(options: Mapping[str, Any], key: str, default: Any, kind: type | tuple) -> Any:
+    value = options.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise TypeError(f"Expected option `{key}` to be {name}, got {value!r}")
+    return value
+
+
+def _check_probability(key: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"Expected option `{key}` to be a probability in [0, 1], got {value!r}")
+    return value
+
+
+def rotate_batch(
+    batch: dict[str, Any],
+    *,
+    degrees: float,
+    p: float,
+    generator: torch.Generator,
+    ignore_index: int = 255,
+) -> dict[str, Any]:
+    """Rotate each sample by an angle uniform in [-degrees, degrees] with probability ``p``.
+
+    The image is resampled bilinearly (zero outside), ``label`` and ``pixel_index`` with the
+    nearest source pixel (``ignore_index`` and -1 outside), so observations stay on their
+    source pixels. Samples drawn not to rotate are returned bit for bit.
+
+    Args:
+        batch: ``image`` (B, C, H, W), ``label`` (B, H, W), ``pixel_index`` (B, H, W).
+
+    Returns:
+        A new dict with rotated ``image``, ``label``, ``pixel_index`` (other keys shared).
+    """
+    image, label, index = batch["image"], batch["label"], batch["pixel_index"]
+    size, _, height, width = image.shape
+    draw = torch.rand((2, size), generator=generator)
+    angles = (draw[0] * 2 - 1) * degrees * (draw[1] < p)
+    if not bool((angles != 0).any()):
+        return batch
+    image, label, index = image.clone(), label.clone(), index.clone()
+    ys = torch.arange(height, dtype=torch.float64)[:, None] - (height - 1) / 2
+    xs = torch.arange(width, dtype=torch.float64)[None, :] - (width - 1) / 2
+    for b in torch.nonzero(angles).flatten().tolist():
+        rad = float(angles[b]) * np.pi / 180.0
+        cos, sin = np.cos(rad), np.sin(rad)
+        src_x = cos * xs + sin * ys + (width - 1) / 2  # (H, W)
+        src_y = -sin * xs + cos * ys + (height - 1) / 2
+        grid = torch.stack(
+            (2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1), dim=-1
+        )[None].to(image.dtype)
+        image[b] = F.grid_sample(
+            batch["image"][b : b + 1],
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )[0]
+        near_x, near_y = src_x.round().long(), src_y.round().long()
+        inside = (near_x >= 0) & (near_x < width) & (near_y >= 0) & (near_y < height)
+        near_x, near_y = near_x.clamp(0, width - 1), near_y.clamp(0, height - 1)
+        label[b] = torch.where(
+            inside, batch["label"][b][near_y, near_x], torch.full_like(label[b], ignore_index)
+        )
+        index[b] = torch.where(
+            inside, batch["pixel_index"][b][near_y, near_x], torch.full_like(index[b], -1)
+        )
+    out = dict(batch)
+    out.update(image=image, label=label, pixel_index=index)
+    return out
+
+
+def batch_regions(
+    region: torch.Tensor | None, pixel_index: torch.Tensor, label: torch.Tensor, ignore_index: int
+) -> torch.Tensor:
+    """Map a pixel-space region mask onto a batch through ``pixel_index``.
+
+    Args:
+        region: (P,) bool over the view's pixel space, or None (nothing selected).
+        pixel_index: (B, H, W) int64, negative where there is no source pixel.
+        label: (B, H, W) int64.
+
+    Returns:
+        (B, H, W) bool: selected source pixel, valid index, label not ignored.
+    """
+    if region is None:
+        return torch.zeros(pixel_index.shape, dtype=torch.bool)
+    valid = (pixel_index >= 0) & (pixel_index < region.numel()) & (label != ignore_index)
+    looked_up = region[pixel_index.clamp(0, region.numel() - 1)]
+    return looked_up & valid
+
+
+class Rotate(TrainingMethod):
+    """Random rotation of each training sample (the baseline of the paper's table).
+
+    Options: ``degrees`` (10.0), ``p`` (probability per sample, 0.5).
+    """
+
+    name = "rotate"
+    option_keys = ("degrees", "p")
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.degrees = _option(options, "degrees", 10.0, float)
+        self.p = _check_probability("p", _option(options, "p", 0.5, float))
+        if self.degrees < 0:
+            raise ValueError(f"Expected option `degrees` to be >= 0, got {self.degrees!r}")
+        self.ignore_index = 255
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        self.ignore_index = ignore_index
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return rotate_batch(
+            batch,
+            degrees=self.degrees,
+            p=self.p,
+            generator=generator,
+            ignore_index=self.ignore_index,
+        )
+
+
+class RegionMethod(TrainingMethod):
+    """Base of the methods driven by frequently forgotten regions.
+
+    Options shared by all region methods:
+        regions: a previous run directory (its ``dynamics/<mode>/train_<view>`` stores are read)
+            or one dynamics store; required unless the method is wrapped by ``online``.
+        mode: tracker mode to read, ``"epoch"`` (default) or ``"presentation"``.
+        k, include_never_learned, opening, min_area, budget, dilate: see
+            :class:`RegionOptions`.
+        rotate: also rotate samples by up to this many degrees after the method's change
+            (0: no rotation, the default); rotate_p: probability of that rotation (0.5).
+    """
+
+    option_keys: tuple[str, ...] = _COMMON_KEYS
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        self.region_options = RegionOptions.from_options(dict(options))
+        self.mode = _option(options, "mode", "epoch", str)
+        if self.mode not in ("epoch", "presentation"):
+            raise ValueError(
+                f"Expected option `mode` to be 'epoch' or 'presentation', got {self.mode!r}"
+            )
+        source = options.get("regions")
+        if source is None and not online:
+            raise ValueError(
+                f"Expected option `regions` (a previous run directory) for method '{self.name}', "
+                "got none; train a baseline run first, or use method 'online'"
+            )
+        self.source = None if source is None else Path(source)
+        if self.source is not None and not self.source.exists():
+            raise FileNotFoundError(
+                f"Expected option `regions` to be an existing run directory or dynamics store, "
+                f"got {str(self.source)!r}"
+            )
+        self.rotate_degrees = _option(options, "rotate", 0.0, float)
+        self.rotate_p = _check_probability("rotate_p", _option(options, "rotate_p", 0.5, float))
+        self.regions: dict[str, torch.Tensor] = {}
+        self.section_shapes: dict[str, tuple[int, int]] = {}
+        self.space_shapes: dict[str, tuple[int, int]] = {}
+        self.ignore_index = 255
+        self.num_classes = 0
+
+    # -- regions -------------------------------------------------------------------------
+    def set_regions(self, view: str, region: np.ndarray, section_shape: tuple[int, int]) -> None:
+        """Use ``region`` ((P,) bool over the training pixel space of ``view``)."""
+        self.regions[view] = torch.as_tensor(np.asarray(region, dtype=bool))
+        self.section_shapes[view] = (int(section_shape[0]), int(section_shape[1]))
+        self.regions_changed(view)
+
+    def regions_changed(self, view: str) -> None:
+        """Hook for subclasses that derive state (weights) from the regions."""
+
+    def region_fraction(self) -> dict[str, float]:
+        """Fraction of each view's training pixels that is selected."""
+        return {v: float(r.float().mean()) if r.numel() else 0.0 for v, r in self.regions.items()}
+
+    def _load_regions(self, views: tuple[str, ...]) -> None:
+        from segforget.dynamics import ForgettingStats
+
+        source = self.source
+        assert source is not None  # guarded by the caller
+        if (source / "dynamics").is_dir():
+            # a run may have trained on some views only (data.views): use the stores it has
+            stores = [source / "dynamics" / self.mode / f"train_{view}" for view in views]
+            found = [store for store in stores if store.exists()]
+            if not found:
+                raise FileNotFoundError(
+                    f"Expected a dynamics store {source / 'dynamics' / self.mode}/train_<view> in "
+                    f"the `regions` run (train it with {self.mode} tracking), got none"
+                )
+            for store in found:
+                view = store.name[len("train_") :]
+                stats = ForgettingStats.load(store)
+                self.set_regions(
+                    view,
+                    select_regions_from_stats(stats, options=self.region_options),
+                    tuple(stats.meta["section_shape"]),
+                )
+        else:
+            stats = ForgettingStats.load(source)
+            view = str(stats.meta.get("view", views[0] if views else "image"))
+            self.set_regions(
+                view,
+                select_regions_from_stats(stats, options=self.region_options),
+                tuple(stats.meta["section_shape"]),
+            )
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        self.ignore_index = ignore_index
+        self.num_classes = num_classes
+        if data is not None and hasattr(data, "space"):
+            # the live tracker's stats carry no meta; online refreshes need the section shape
+            for view in data.views:
+                self.space_shapes[view] = tuple(data.space("train", view).section_shape)
+        if self.source is not None:
+            views = tuple(getattr(data, "views", ()) or ())
+            self._load_regions(views)
+
+    def batch_regions(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """(B, H, W) bool: the selected pixels of this batch (through ``pixel_index``)."""
+        view = batch.get("view")
+        view = view[0] if isinstance(view, (list, tuple)) else view
+        return batch_regions(
+            self.regions.get(view), batch["pixel_index"], batch["label"], self.ignore_index
+        )
+
+    def _maybe_rotate(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        if self.rotate_degrees <= 0:
+            return batch
+        return rotate_batch(
+            batch,
+            degrees=self.rotate_degrees,
+            p=self.rotate_p,
+            generator=generator,
+            ignore_index=self.ignore_index,
+        )
+
+    # -- checkpoint ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for view, region in self.regions.items():
+            state[f"regions.{view}"] = torch.from_numpy(np.packbits(region.numpy()))
+            state[f"size.{view}"] = int(region.numel())
+            state[f"shape.{view}"] = list(self.section_shapes[view])
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, packed in state.items():
+            if not key.startswith("regions."):
+                continue
+            view = key[len("regions.") :]
+            size = int(state[f"size.{view}"])
+            bits = np.unpackbits(np.asarray(packed, dtype=np.uint8))[:size].astype(bool)
+            self.set_regions(view, bits, tuple(state[f"shape.{view}"]))
+
+
+class Oversample(RegionMethod):
+    """Sample sections in proportion to their frequently forgotten area.
+
+    Extra option: ``floor`` (0.1): every section keeps this fraction of the mean weight, so
+    sections without forgotten pixels are still seen.
+    """
+
+    name = "oversample"
+    option_keys = (*_COMMON_KEYS, "floor")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.floor = _option(options, "floor", 0.1, float)
+        if self.floor <= 0:
+            raise ValueError(f"Expected option `floor` to be > 0, got {self.floor!r}")
+
+    def section_area(self, view: str) -> np.ndarray | None:
+        """(N,) selected pixels per section of ``view`` (None before regions exist)."""
+        region = self.regions.get(view)
+        if region is None:
+            return None
+        height, width = self.section_shapes[view]
+        return region.view(-1, height * width).sum(dim=1).numpy()
+
+    def sampler_weights(self, view: str, sections: np.ndarray) -> np.ndarray | None:
+        area = self.section_area(view)
+        if area is None:
+            return None
+        area = area[np.asarray(sections, dtype=np.int64)].astype(np.float64)
+        mean = area.mean() if area.size and area.mean() > 0 else 1.0
+        return area / mean + self.floor
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return self._maybe_rotate(batch, generator)
+
+
+class StyleInput(RegionMethod):
+    """Style transfer into the frequently forgotten regions, in input space, labels unchanged.
+
+    Extra options:
+        p (0.5): probability that a sample with selected pixels is restyled.
+        operators (["moment", "fourier"]): one is drawn per (sample, class) region.
+        radius (4): soft-mask ramp in pixels; margin (8): Fourier window margin beyond it.
+        beta (0.05): Fourier low-frequency band half-width (cycles per pixel).
+        mix ([0.5, 1.0]): range of the donor's amplitude weight for the Fourier operator.
+        donor_sections (32): sections of each view kept as donors (same class elsewhere).
+        donor_window (24): half-size of the window around a donor pixel for the moments.
+        min_pixels (16): (sample, class) regions smaller than this are left alone.
+    """
+
+    name = "style-input"
+    option_keys = (
+        *_COMMON_KEYS,
+        "p",
+        "operators",
+        "radius",
+        "margin",
+        "beta",
+        "mix",
+        "donor_sections",
+        "donor_window",
+        "min_pixels",
+    )
+    OPERATORS = ("moment", "fourier")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.p = _check_probability("p", _option(options, "p", 0.5, float))
+        operators = options.get("operators", list(self.OPERATORS))
+        if isinstance(operators, str):
+            operators = [operators]
+        if not operators or any(op not in self.OPERATORS for op in operators):
+            raise ValueError(
+                f"Expected option `operators` to be a list from {list(self.OPERATORS)}, "
+                f"got {operators!r}"
+            )
+        self.operators = tuple(operators)
+        self.radius = _option(options, "radius", 4, int)
+        self.margin = _option(options, "margin", 8, int)
+        self.beta = _option(options, "beta", 0.05, float)
+        if not 0.0 < self.beta < 0.5:
+            raise ValueError(f"Expected option `beta` to be in (0, 0.5), got {self.beta!r}")
+        mix = options.get("mix", [0.5, 1.0])
+        if not (isinstance(mix, (list, tuple)) and len(mix) == 2 and 0 <= mix[0] <= mix[1] <= 1):
+            raise ValueError(f"Expected option `mix` to be [low, high] in [0, 1], got {mix!r}")
+        self.mix = (float(mix[0]), float(mix[1]))
+        self.donor_sections = _option(options, "donor_sections", 32, int)
+        self.donor_window = _option(options, "donor_window", 24, int)
+        self.min_pixels = _option(options, "min_pixels", 16, int)
+        # view -> (images (M, C, H, W), labels (M, H, W), {class: (n, 3) positions m, h, w})
+        self.donors: dict[str, tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]] = {}
+
+    # -- donors --------------------------------------------------------------------------
+    def set_donors(self, view: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Use these sections (normalised like the training batches) as the donor pool."""
+        positions: dict[int, torch.Tensor] = {}
+        for cls in torch.unique(labels).tolist():
+            if cls == self.ignore_index:
+                continue
+            found = torch.nonzero(labels == cls)  # (n, 3)
+            if found.shape[0] > 50_000:
+                # evenly thinned: deterministic and enough variety for donors
+                found = found[:: found.shape[0] // 50_000 + 1]
+            positions[int(cls)] = found
+        self.donors[view] = (images, labels, positions)
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        super().setup(data=data, num_classes=num_classes, ignore_index=ignore_index, seed=seed)
+        if data is None or not hasattr(data, "dataset"):
+            return
+        rng = np.random.default_rng(seed)
+        for view in data.views:
+            dataset = data.dataset("train", view)
+            count = min(len(dataset), self.donor_sections)
+            chosen = np.sort(rng.choice(len(dataset), size=count, replace=False))
+            items = [dataset[int(i)] for i in chosen]
+            images = torch.stack([torch.as_tensor(item["image"]) for item in items])
+            labels = torch.stack([torch.as_tensor(item["label"]) for item in items])
+            self.set_donors(view, images, labels)
+
+    def _donor(
+        self,
+        view: str | None,
+        cls: int,
+        batch_images: torch.Tensor,
+        batch_labels: torch.Tensor,
+        exclude: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]] | None:
+        """A donor section and pixel of class ``cls``: from the pool, else another sample."""
+        if view in self.donors and cls in self.donors[view][2]:
+            images, labels, positions = self.donors[view]
+            pos = positions[cls]
+        else:
+            images, labels = batch_images, batch_labels
+            pos = torch.nonzero(labels == cls)
+            pos = pos[pos[:, 0] != exclude]
+            if pos.shape[0] == 0:
+                return None
+        pick = pos[int(torch.randint(pos.shape[0], (1,), generator=generator))]
+        m, h, w = (int(v) for v in pick)
+        return images[m], labels[m], (h, w)
+
+    def _donor_moments(
+        self, image: torch.Tensor, labels: torch.Tensor, center: tuple[int, int], cls: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        half = self.donor_window
+        top, left = max(center[0] - half, 0), max(center[1] - half, 0)
+        window = image[:, top : center[0] + half + 1, left : center[1] + half + 1]
+        region = labels[top : center[0] + half + 1, left : center[1] + half + 1] == cls
+        return region_moments(window, region)
+
+    # -- the hook ------------------------------------------------------------------------
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        regions = self.batch_regions(batch)  # (B, H, W)
+        view = batch.get("view")
+        view = view[0] if isinstance(view, (list, tuple)) else view
+        draws = torch.rand(regions.shape[0], generator=generator)
+        chosen = [b for b in range(regions.shape[0]) if draws[b] < self.p and regions[b].any()]
+        if chosen:
+            images, labels = batch["image"], batch["label"]
+            styled = images.clone()
+            for b in chosen:
+                for cls in torch.unique(labels[b][regions[b]]).tolist():
+                    region = regions[b] & (labels[b] == cls)
+                    if int(region.sum()) < self.min_pixels:
+                        continue
+                    donor = self._donor(view, int(cls), images, labels, b, generator)
+                    if donor is None:
+                        continue
+                    donor_image, donor_labels, center = donor
+                    op = self.operators[
+                        int(torch.randint(len(self.operators), (1,), generator=generator))
+                    ]
+                    if op == "moment":
+                        mean, std = self._donor_moments(donor_image, donor_labels, center, cls)
+                        styled[b] = moment_match(styled[b], region, mean, std, radius=self.radius)
+                    else:
+                        low, high = self.mix
+                        mix = low + (high - low) * float(torch.rand(1, generator=generator))
+                        styled[b] = fourier_transfer(
+                            styled[b],
+                            region,
+                            donor_image,
+                            center,
+                            beta=self.beta,
+                            mix=mix,
+                            radius=self.radius,
+                            margin=self.margin,
+                        )
+            batch = dict(batch)
+            batch["image"] = styled
+        return self._maybe_rotate(batch, generator)
+
+
+class StyleFeature(RegionMethod):
+    """Channel-statistics mixing inside the regions after an early encoder stage (train only).
+
+    Extra options: ``alpha`` (0.3, Beta mixing), ``perturb`` (0.1), ``p`` (1.0) — see
+    :class:`~segforget.augment.feature.FeatureStatsMixer`.
+    """
+
+    name = "style-feature"
+    option_keys = (*_COMMON_KEYS, "alpha", "perturb", "p")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.mixer = FeatureStatsMixer(
+            alpha=_option(options, "alpha", 0.3, float),
+            perturb=_option(options, "perturb", 0.1, float),
+            p=_check_probability("p", _option(options, "p", 1.0, float)),
+        )
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        return insert_feature_mixer(model, self.mixer)
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        batch = self._maybe_rotate(batch, generator)
+        # regions after rotation, so the mask matches what the model sees
+        self.mixer.set_context(self.batch_regions(batch), generator)
+        return batch
+
+
+class Online(TrainingMethod):
+    """A region method whose regions come from the live tracker of the same run.
+
+    Options: ``inner`` (``"style-input"``; or ``"oversample"``, ``"style-feature"``),
+    ``warmup`` (2: first refresh after this many epochs), ``every`` (1: refresh period in
+    epochs), ``mode`` (tracker mode preferred, ``"epoch"``; the other is used when absent),
+    plus the inner method's options (``regions`` is not allowed).
+    """
+
+    name = "online"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        inner_name = _option(options, "inner", "style-input", str)
+        if inner_name not in _REGION_METHODS:
+            raise ValueError(
+                f"Expected option `inner` to be one of {sorted(_REGION_METHODS)}, "
+                f"got {inner_name!r}"
+            )
+        if options.get("regions") is not None:
+            raise ValueError(
+                "Expected no option `regions` for method 'online' (it uses the live tracker), "
+                f"got {options['regions']!r}; use the inner method's name for a previous run"
+            )
+        self.warmup = _option(options, "warmup", 2, int)
+        self.every = _option(options, "every", 1, int)
+        if self.warmup < 1 or self.every < 1:
+            raise ValueError(
+                f"Expected options `warmup` and `every` to be >= 1, got {self.warmup}, {self.every}"
+            )
+        inner_options = {k: v for k, v in options.items() if k not in ("inner", "warmup", "every")}
+        self.inner: RegionMethod = _REGION_METHODS[inner_name](inner_options, online=True)
+        self.refreshes = 0
+
+    @property
+    def option_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("inner", "warmup", "every", *self.inner.option_keys)
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        self.inner.setup(data=data, num_classes=num_classes, ignore_index=ignore_index, seed=seed)
+
+    def sampler_weights(self, view: str, sections: np.ndarray) -> np.ndarray | None:
+        return self.inner.sampler_weights(view, sections)
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return self.inner.transform_batch(batch, generator=generator)
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        return self.inner.wrap_model(model)
+
+    def on_epoch_end(self, epoch: int, trackers: Mapping[str, Any]) -> None:
+        """Refresh the regions from ``trackers`` (keys ``"<mode>/train/<view>"``).
+
+        ``epoch`` is 0-based: after ``warmup`` completed epochs (epoch + 1 >= warmup) and then
+        every ``every`` epochs.
+        """
+        done = epoch + 1
+        if done < self.warmup or (done - self.warmup) % self.every:
+            return
+        by_view: dict[str, tuple[str, Any]] = {}
+        for key, tracker in trackers.items():
+            match = re.fullmatch(r"(epoch|presentation)/train[/_](.+)", str(key))
+            if match is None:
+                continue
+            mode, view = match.groups()
+            if view not in by_view or mode == self.inner.mode:
+                by_view[view] = (mode, tracker)
+        for view, (_mode, tracker) in by_view.items():
+            stats = tracker.compute()
+            shape = (getattr(stats, "meta", None) or {}).get("section_shape")
+            shape = (
+                shape or self.inner.space_shapes.get(view) or self.inner.section_shapes.get(view)
+            )
+            if shape is None:
+                raise ValueError(
+                    f"Expected the section shape of view {view!r} (from setup(data=...)), got "
+                    "none; call setup with the data set before training"
+                )
+            region = select_regions(
+                np.asarray(stats.forgetting_events),
+                np.asarray(stats.never_learned),
+                tuple(shape),
+                options=self.inner.region_options,
+            )
+            self.inner.set_regions(view, region, tuple(shape))
+        self.refreshes += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner.state_dict(), "refreshes": self.refreshes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state.get("inner", {}))
+        self.refreshes = int(state.get("refreshes", 0))
+
+
+_REGION_METHODS: dict[str, type[RegionMethod]] = {
+    "oversample": Oversample,
+    "style-input": StyleInput,
+    "style-feature": StyleFeature,
+}
+
+
+def build_method(name: str, options: Mapping[str, Any] | None = None) -> TrainingMethod:
+    """Build the training method ``name`` with its ``options``.
+
+    Args:
+        name: one of :data:`METHOD_NAMES`.
+        options: the method's options (see each class); unknown keys are an error.
+
+    Returns:
+        A :class:`TrainingMethod` ready for ``setup``.
+
+    Raises:
+        ValueError: unknown name or option, or an invalid option value.
+        TypeError: an option of the wrong type.
+        FileNotFoundError: option ``regions`` names no existing path.
+
+    Example:
+        >>> method = build_method("rotate", {"degrees": 5})
+        >>> method.name
+        'rotate'
+    """
+    options = dict(options or {})
+    if name not in METHOD_NAMES:
+        raise ValueError(f"Expected `name` to be one of {list(METHOD_NAMES)}, got {name!r}")
+    allowed: tuple[str, ...]
+    if name == "baseline":
+        allowed = ()
+    elif name == "rotate":
+        allowed = Rotate.option_keys
+    elif name == "online":
+        inner = options.get("inner", "style-input")
+        inner_keys = _REGION_METHODS[inner].option_keys if inner in _REGION_METHODS else ()
+        allowed = ("inner", "warmup", "every", *inner_keys)
+    else:
+        allowed = _REGION_METHODS[name].option_keys
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"Expected options of method '{name}' from {sorted(allowed)}, got unknown {unknown}"
+        )
+    if name == "baseline":
+        return TrainingMethod()
+    if name == "rotate":
+        return Rotate(options)
+    if name == "online":
+        return Online(options)
+    return _REGION_METHODS[name](options)

@@ -1,0 +1,86 @@
+"""``segforget benchmark``: train every training method for several seeds and compare them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from segforget.cli._app import app
+
+
+@app.command("benchmark")
+def benchmark_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (DIR)."),
+    preset: str = typer.Option("small", "--preset", help="Synthetic survey: small | medium | f3."),
+    data: str | None = typer.Option(
+        None, "--data", help="A data spec instead of --preset (f3:DIR, images:DIR, ...)."
+    ),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0 .. seeds-1)."),
+    methods: str = typer.Option(
+        "baseline,rotate,oversample,style-input,style-feature,online",
+        "--methods",
+        help="Comma-separated methods (or labels defined in --options).",
+    ),
+    options: str | None = typer.Option(
+        None,
+        "--options",
+        help='JSON of per-method options, e.g. \'{"style-input": {"p": 0.8}}\'; a label with '
+        '"method" defines a variant.',
+    ),
+    epochs: int = typer.Option(12, "--epochs", help="Epochs per run (same for every method)."),
+    model: str = typer.Option("light", "--model", help="Model name (see segforget train)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Sections per batch."),
+    views: str | None = typer.Option(
+        None, "--views", help="Comma-separated views to train on (default: all), e.g. inline."
+    ),
+    threshold: int = typer.Option(
+        2, "--threshold", help="Forgetting events that make a pixel frequently forgotten."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse finished runs found in DIR."),
+    force: bool = typer.Option(False, "--force", help="Replace DIR."),
+) -> None:
+    """Train each method for each seed with one budget; write DIR/benchmark.json and .md."""
+    from rich.console import Console
+
+    from segforget.augment.benchmark import run_benchmark
+
+    parsed = None
+    if options is not None:
+        try:
+            parsed = json.loads(options)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"Expected `--options` to be JSON, got {options!r} ({exc.msg})"
+            ) from None
+        if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+            raise ValueError(
+                f"Expected `--options` to be a JSON object of objects per method, got {options!r}"
+            )
+    console = Console(stderr=True)
+    report = run_benchmark(
+        out,
+        preset=preset,
+        data=data,
+        seeds=seeds,
+        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        options=parsed,
+        epochs=epochs,
+        model=model,
+        batch_size=batch_size,
+        views=None if views is None else [v.strip() for v in views.split(",") if v.strip()],
+        threshold=threshold,
+        device=device,
+        threads=threads,
+        resume=resume,
+        force=force,
+        command=" ".join(["segforget", *sys.argv[1:]]),
+        progress=lambda line: console.print(line),
+    )
+    typer.echo(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")
+    if report.get("best"):
+        typer.echo(f"best forgetting-aware method by mean test mIoU: {report['best']}")

@@ -1,0 +1,188 @@
+"""The benchmark: entries, aggregation against numpy, tables, and the CLI's user errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import assert_user_error, run_cli
+from segforget.augment.benchmark import (
+    benchmark_markdown,
+    forgetting_counts,
+    resolve_entries,
+    run_benchmark,
+)
+
+CLASSES = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
+
+
+def _fake_scores(seed: int, bonus: float) -> dict:
+    acc = {c: 0.5 + 0.05 * i + bonus + 0.01 * seed for i, c in enumerate(CLASSES)}
+    return {
+        "miou": 0.6 + bonus + 0.02 * seed,
+        "mean_class_accuracy": 0.7 + bonus,
+        "fwiou": 0.8 - 0.01 * seed,
+        "pixel_accuracy": 0.9,
+        "class_accuracy": acc,
+        "class_iou": {c: v - 0.1 for c, v in acc.items()},
+    }
+
+
+def _fake_events(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 10 * len(name))
+    events = rng.integers(0, 5, size=200)
+    observations = np.where(np.arange(200) < 150, 6, 0)
+    return events, observations
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Replace training by writing a finished run with known numbers."""
+    import segforget.train as train_module
+    from segforget.dynamics import ForgettingTracker
+
+    calls = []
+
+    def train(config, out, *, force=False, command=None, **_):
+        calls.append((config.method.name, dict(config.method.options), config.train.seed))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+        bonus = {"baseline": 0.0, "rotate": 0.01}.get(config.method.name, 0.05)
+        metrics = {"test": _fake_scores(config.train.seed, bonus)}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        events, observations = _fake_events(config.method.name, config.train.seed)
+        tracker = ForgettingTracker(200, 6)
+        stats = tracker.compute(meta={"section_shape": [10, 20], "view": "inline"})
+        stats.forgetting_events[:] = events
+        stats.observations[:] = observations
+        stats.save(out / "dynamics" / "epoch" / "train_inline")
+        return metrics
+
+    monkeypatch.setattr(train_module, "train", train)
+    return calls
+
+
+def test_run_benchmark_aggregates_with_numpy(tmp_path, fake_train):
+    out = tmp_path / "bench"
+    report = run_benchmark(out, seeds=3, methods=["rotate", "style-input"], threshold=2, epochs=1)
+    # baseline is trained first in every seed: style-input reads its regions
+    assert [c[0] for c in fake_train[:3]] == ["baseline", "rotate", "style-input"]
+    assert fake_train[2][1]["regions"] == str(out / "runs" / "baseline" / "seed0")
+    miou = [0.6 + 0.05 + 0.02 * s for s in range(3)]
+    got = report["summary"]["style-input"]["miou"]
+    assert got["mean"] == pytest.approx(np.mean(miou))
+    assert got["std"] == pytest.approx(np.std(miou, ddof=1))
+    counts = []
+    for s in range(3):
+        events, observations = _fake_events("style-input", s)
+        counts.append(((events >= 2) & (observations > 0)).sum())
+    ff = report["summary"]["style-input"]["frequently_forgotten"]
+    assert ff["mean"] == pytest.approx(np.mean(counts))
+    frac = report["summary"]["style-input"]["frequently_forgotten_fraction"]["mean"]
+    assert frac == pytest.approx(np.mean(counts) / 150)
+    delta = report["comparisons"]["style-input"]["rotate"]["miou"]
+    assert delta["delta"] == pytest.approx(0.04) and delta["beyond_spread"] is False
+    assert report["best"] == "style-input"
+    saved = json.loads((out / "benchmark.json").read_text())
+    assert saved["summary"]["rotate"]["miou"]["mean"] == pytest.approx(np.mean(miou) - 0.04)
+    md = (out / "benchmark.md").read_text()
+    assert "**scruff acc.**" in md and "| style-input |" in md
+    # resume reuses every finished run
+    fake_train.clear()
+    run_benchmark(out, seeds=3, methods=["rotate", "style-input"], epochs=1, resume=True)
+    assert fake_train == []
+
+
+def test_forgetting_counts_reference():
+    events = np.array([0, 1, 2, 3, 5, 2])
+    observations = np.array([4, 4, 4, 0, 4, 4])
+    assert forgetting_counts(events, observations, 2) == (3, 5)
+
+
+def test_resolve_entries_variants_and_errors():
+    entries = resolve_entries(
+        ["baseline", "strong"], {"strong": {"method": "style-input", "p": 0.9}}
+    )
+    assert entries["strong"] == ("style-input", {"p": 0.9})
+    with pytest.raises(ValueError, match="entries from"):
+        resolve_entries(["mixup"])
+    with pytest.raises(ValueError, match="without duplicates"):
+        resolve_entries(["rotate", "rotate"])
+    with pytest.raises(ValueError, match="keys to be entries"):
+        resolve_entries(["rotate"], {"online": {}})
+    with pytest.raises(ValueError, match="no `regions` option"):
+        resolve_entries(["oversample"], {"oversample": {"regions": "x"}})
+    with pytest.raises(ValueError, match="at least one method"):
+        resolve_entries([])
+
+
+def test_markdown_handles_missing_classes():
+    stat = {"mean": None, "std": None, "n": 0}
+    summary = {
+        key: {"mean": 0.5, "std": 0.1, "n": 2}
+        for key in (
+            "miou",
+            "mean_class_accuracy",
+            "fwiou",
+            "pixel_accuracy",
+            "frequently_forgotten",
+            "frequently_forgotten_fraction",
+            "never_learned",
+            "wall_s",
+        )
+    }
+    summary["class_accuracy"] = {"a": stat}
+    summary["class_iou"] = {"a": stat}
+    report = {
+        "settings": {
+            "command": "c",
+            "data": "d",
+            "model": "m",
+            "epochs": 1,
+            "batch_size": 1,
+            "seeds": 2,
+            "machine": "x",
+            "date": "today",
+            "threshold": 2,
+        },
+        "summary": {"baseline": summary},
+    }
+    text = benchmark_markdown(report)
+    assert "0.500 ± 0.100" in text and "n/a" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--methods", "baseline,mixup"], ["--methods", "mixup"]),
+        (["--options", "{bad"], ["--options", "json"]),
+        (["--options", '{"rotate": 3}'], ["--options"]),
+        (["--preset", "huge"], ["--preset", "small"]),
+        (["--seeds", "0"], ["--seeds", ">= 1"]),
+        (["--methods", "rotate", "--options", '{"rotate": {"bogus": 1}}'], ["bogus"]),
+    ],
+)
+def test_cli_user_errors_write_nothing(tmp_path, args, fragments):
+    out = tmp_path / "bench"
+    result = run_cli(["benchmark", "--out", out, *args])
+    assert_user_error(result, *fragments)
+    assert not out.exists()
+
+
+def test_cli_refuses_existing_out(tmp_path):
+    out = tmp_path / "bench"
+    out.mkdir()
+    assert_user_error(run_cli(["benchmark", "--out", out]), "--out", "--resume")
+
+
+def test_cli_runs_with_fake_training(tmp_path, fake_train):
+    out = tmp_path / "bench"
+    result = run_cli(
+        ["benchmark", "--out", out, "--seeds", "2", "--methods", "baseline,online", "--epochs", "1"]
+    )
+    assert result.code == 0, result.stderr
+    assert "best forgetting-aware method by mean test mIoU: online" in result.stdout
+    assert (out / "benchmark.md").is_file()
