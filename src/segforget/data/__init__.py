@@ -11,6 +11,7 @@ See :mod:`segforget.data.core` for the split/view/pixel-space conventions.
 """
 
 from segforget.data.core import IGNORE_INDEX, PixelSpace, SegmentationData, VolumeData
+from segforget.data.corruption import CorruptedLabels, corrupt_labels
 from segforget.data.datasets import PatchDataset, SectionDataset
 from segforget.data.f3 import read_f3, write_f3
 from segforget.data.images import ImageData, read_images
@@ -28,6 +29,8 @@ from segforget.data.transforms import (
 )
 
 __all__ = [
+    "CorruptedLabels",
+    "corrupt_labels",
     "IGNORE_INDEX",
     "PixelSpace",
     "SegmentationData",

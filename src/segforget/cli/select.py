@@ -1,0 +1,213 @@
+"""CLI commands select, al-sim and label-issues: what to label next, which labels are wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segforget.cli._app import app
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"Expected `RUN` to be a run directory written by segforget train, got {str(run_dir)!r}"
+        )
+
+
+def _check_free(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise FileExistsError(f"Expected `{path}` not to exist; pass --force to replace it")
+
+
+def _parse_list(text: str, name: str, cast: type = str) -> list:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"Expected `{name}` to be a comma-separated list, got {text!r}")
+    try:
+        return [cast(item) for item in items]
+    except ValueError as exc:
+        raise ValueError(
+            f"Expected `{name}` to be a comma-separated list of {cast.__name__}, got {text!r}"
+        ) from exc
+
+
+@app.command("select")
+def select_command(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of segforget train."),
+    strategy: str = typer.Option(
+        "switch", help="switch, gauss, forgetting, entropy, margin or random."
+    ),
+    n: int = typer.Option(8, "--n", help="Number of sections to choose."),
+    pool: str = typer.Option("test", help="'test' (all tracked test splits) or one split name."),
+    view: str | None = typer.Option(None, help="Restrict the pool to one view."),
+    seed: int = typer.Option(0, help="Seed of gauss and random."),
+    mode: str = typer.Option("epoch", help="Recording mode of the statistics."),
+    out: Path | None = typer.Option(
+        None, help="CSV path (default RUN/select/<strategy>_<pool>.csv); a PNG goes beside it."
+    ),
+    device: str = typer.Option("cpu", help="Torch device for entropy/margin."),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+) -> None:
+    """Rank unlabeled sections to label next from the tracked dynamics; write CSV + figure."""
+    from segforget.analysis.active_learning import (
+        STRATEGIES,
+        pool_spaces,
+        select_from_run,
+        write_selection,
+    )
+    from segforget.train import load_run
+
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Expected `--strategy` to be one of {', '.join(STRATEGIES)}, got {strategy!r}"
+        )
+    if n < 1:
+        raise ValueError(f"Expected `--n` to be a positive number of sections, got {n}")
+    _check_run_dir(run_dir)
+    csv_path = out if out is not None else run_dir / "select" / f"{strategy}_{pool}.csv"
+    if csv_path.suffix.lower() != ".csv":
+        raise ValueError(f"Expected `--out` to end in .csv, got {str(csv_path)!r}")
+    figure_path = csv_path.with_suffix(".png")
+    _check_free(csv_path, force)
+    _check_free(figure_path, force)
+    run = load_run(run_dir)
+    pool_spaces(run, pool, mode=mode, view=view)  # validates the pool before any work
+    rows = select_from_run(
+        run, strategy=strategy, n=n, pool=pool, seed=seed, mode=mode, view=view, device=device
+    )
+    write_selection(run, rows, csv_path=csv_path, figure_path=figure_path, mode=mode)
+    for row in rows:
+        typer.echo(
+            f"{row['rank']:>4}  {row['split']:>8} {row['view']:>10} {row['section']:>5}  "
+            f"{row['score']:.4g}"
+        )
+    typer.echo(f"wrote {csv_path} and {figure_path}")
+
+
+@app.command("al-sim")
+def al_sim_command(
+    preset: str | None = typer.Option(
+        "small", help="Synthetic survey preset (ignored when --data is given)."
+    ),
+    data: str | None = typer.Option(None, help="Data spec instead of a preset, e.g. f3:DIR."),
+    strategies: str = typer.Option(
+        "switch,gauss,entropy,random", help="Comma-separated strategies."
+    ),
+    rounds: int = typer.Option(3, help="Acquisition rounds."),
+    budget: int = typer.Option(2, help="Sections added per round."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
+    initial: int = typer.Option(2, help="Sections labeled at the start."),
+    view: str | None = typer.Option(None, help="View to label (default: the first)."),
+    model: str = typer.Option("tiny", help="Model name (see segforget.models)."),
+    epochs: int = typer.Option(6, help="Epochs per round (pool observations)."),
+    steps: int = typer.Option(10, help="Optimizer steps per epoch."),
+    batch_size: int = typer.Option(4, help="Sections per step."),
+    lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+) -> None:
+    """Simulate active learning (retrain per round); write learning curves JSON + plot."""
+    from rich.progress import Progress
+
+    from segforget.analysis.active_learning import (
+        STRATEGIES,
+        plot_learning_curves,
+        simulate_active_learning,
+    )
+    from segforget.io import atomic_directory, atomic_write_json
+
+    names = _parse_list(strategies, "--strategies")
+    for name in names:
+        if name not in STRATEGIES:
+            raise ValueError(
+                f"Expected `--strategies` to hold names from {', '.join(STRATEGIES)}, got {name!r}"
+            )
+    seed_list = _parse_list(seeds, "--seeds", int)
+    for name, value in (("--rounds", rounds), ("--budget", budget), ("--initial", initial)):
+        if value < 1:
+            raise ValueError(f"Expected `{name}` to be an integer >= 1, got {value}")
+    _check_free(out, force)
+    spec = data if data is not None else f"synthetic:{preset}"
+    total = len(names) * len(seed_list) * (rounds + 1)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("al-sim rounds", total=total)
+
+        def on_round(strategy, seed, round_index, labeled, miou):
+            progress.advance(task)
+
+        result = simulate_active_learning(
+            spec,
+            strategies=names,
+            rounds=rounds,
+            budget=budget,
+            seeds=seed_list,
+            initial=initial,
+            view=view,
+            model=model,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            on_round=on_round,
+        )
+    with atomic_directory(out, overwrite=force) as tmp:
+        atomic_write_json(Path(tmp) / "curves.json", result)
+        plot_learning_curves(result, Path(tmp) / "curves.png")
+    labeled = result["curves"][names[0]]["labeled"]
+    typer.echo("strategy      " + "  ".join(f"{n:>13}" for n in labeled) + "   (labeled sections)")
+    for name, curve in result["curves"].items():
+        cells = "  ".join(
+            f"{m:.3f} ± {s:.3f}" for m, s in zip(curve["miou_mean"], curve["miou_std"])
+        )
+        typer.echo(f"{name:<12}  {cells}")
+    typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
+
+
+@app.command("label-issues")
+def label_issues_command(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of segforget train."),
+    method: str = typer.Option(
+        "combined", help="combined, never_learned, forgetting, confidence or aum."
+    ),
+    mode: str = typer.Option("epoch", help="Recording mode of the statistics."),
+    view: str | None = typer.Option(None, help="One view (default: all tracked)."),
+    fraction: float = typer.Option(0.02, help="Share of observed pixels flagged as suspected."),
+    top_pixels: int = typer.Option(1000, help="Pixels listed in pixels.csv."),
+    display: int = typer.Option(4, help="Sections shown in issues.png."),
+    out: Path | None = typer.Option(None, help="Output folder (default RUN/label_issues)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+) -> None:
+    """Rank training pixels and sections by how likely their label is wrong; write CSVs + figure."""
+    from segforget.analysis.label_issues import (
+        ISSUE_METHODS,
+        label_issues_from_run,
+        write_label_issues,
+    )
+    from segforget.train import load_run
+
+    if method not in ISSUE_METHODS:
+        raise ValueError(
+            f"Expected `--method` to be one of {', '.join(ISSUE_METHODS)}, got {method!r}"
+        )
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"Expected `--fraction` to be in [0, 1], got {fraction}")
+    if top_pixels < 1:
+        raise ValueError(f"Expected `--top-pixels` to be >= 1, got {top_pixels}")
+    _check_run_dir(run_dir)
+    out_dir = out if out is not None else run_dir / "label_issues"
+    _check_free(out_dir, force)
+    run = load_run(run_dir)
+    result = label_issues_from_run(
+        run, method=method, mode=mode, view=view, fraction=fraction, top_pixels=top_pixels
+    )
+    write_label_issues(run, result, out_dir, num_display=display, overwrite=force)
+    for row in result["sections"][:10]:
+        typer.echo(
+            f"{row['rank']:>4}  {row['view']:>10} {row['section']:>5}  score {row['score']:.3f}  "
+            f"flagged {row['flagged']}/{row['observed']}"
+        )
+    typer.echo(f"wrote {out_dir}")

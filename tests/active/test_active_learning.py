@@ -1,0 +1,170 @@
+"""Acquisition scores, ranking and Gaussian switch sampling on constructed arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from segforget.analysis.active_learning import (
+    STRATEGIES,
+    entropy_section_scores,
+    fit_gaussian_mixture,
+    gaussian_switch_sampling,
+    margin_section_scores,
+    pixel_to_section_scores,
+    random_section_scores,
+    rank_sections,
+    select_sections,
+)
+
+
+def test_pixel_to_section_scores_matches_loop():
+    rng = np.random.default_rng(0)
+    n, h, w = 5, 3, 4
+    values = rng.integers(0, 7, n * h * w).astype(float)
+    observed = rng.random(n * h * w) > 0.3
+    observed[2 * h * w : 3 * h * w] = False  # section 2 never observed
+    got = pixel_to_section_scores(values, num_sections=n, observed=observed)
+    for s in range(n):
+        chunk = slice(s * h * w, (s + 1) * h * w)
+        picked = [v for v, o in zip(values[chunk], observed[chunk]) if o]
+        if picked:
+            assert got[s] == pytest.approx(sum(picked) / len(picked))
+        else:
+            assert math.isnan(got[s])
+
+
+def test_pixel_to_section_scores_rejects_wrong_size():
+    with pytest.raises(ValueError, match="Expected `values` to hold num_sections"):
+        pixel_to_section_scores(np.zeros(10), num_sections=3)
+    with pytest.raises(ValueError, match="Expected `observed` to have 12 entries"):
+        pixel_to_section_scores(np.zeros(12), num_sections=3, observed=np.ones(5, bool))
+
+
+def _probabilities(rng, n=4, c=3, h=2, w=3):
+    logits = rng.normal(size=(n, c, h, w)) * 3
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_entropy_and_margin_match_per_pixel_reference():
+    p = _probabilities(np.random.default_rng(1))
+    n, c, h, w = p.shape
+    for s in range(n):
+        entropies, margins = [], []
+        for i in range(h):
+            for j in range(w):
+                q = sorted(p[s, :, i, j].tolist(), reverse=True)
+                entropies.append(-sum(x * math.log(x) for x in q))
+                margins.append(q[0] - q[1])
+        assert entropy_section_scores(p)[s] == pytest.approx(sum(entropies) / len(entropies))
+        assert margin_section_scores(p)[s] == pytest.approx(1 - sum(margins) / len(margins))
+
+
+def test_entropy_and_margin_rank_uncertain_section_first():
+    sure = np.zeros((1, 3, 2, 2))
+    sure[:, 0] = 1.0
+    unsure = np.full((1, 3, 2, 2), 1 / 3)
+    p = np.concatenate([sure, unsure])
+    assert rank_sections(entropy_section_scores(p), 1).tolist() == [1]
+    assert rank_sections(margin_section_scores(p), 1).tolist() == [1]
+    assert entropy_section_scores(p)[1] == pytest.approx(math.log(3))
+    assert margin_section_scores(p).tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_probability_shape_errors():
+    with pytest.raises(ValueError, match=r"Expected `probabilities` to have shape \(N, C, H, W\)"):
+        entropy_section_scores(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="C >= 2"):
+        margin_section_scores(np.ones((2, 1, 2, 2)))
+
+
+def test_rank_sections_order_ties_nan_and_exclude():
+    scores = np.array([0.5, 2.0, np.nan, 2.0, 1.0, 3.0])
+    assert rank_sections(scores, 3).tolist() == [5, 1, 3]
+    assert rank_sections(scores, 10).tolist() == [5, 1, 3, 4, 0]
+    assert rank_sections(scores, 2, exclude=np.array([5, 1])).tolist() == [3, 4]
+    with pytest.raises(ValueError, match="Expected `n` to be a positive number"):
+        rank_sections(scores, 0)
+
+
+def test_random_scores_reproducible_by_seed():
+    a = random_section_scores(20, seed=3)
+    assert np.array_equal(a, random_section_scores(20, seed=3))
+    assert not np.array_equal(a, random_section_scores(20, seed=4))
+
+
+def test_gmm_recovers_two_well_separated_components():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(1.0, 0.3, 700), rng.normal(6.0, 0.5, 300)])
+    gmm = fit_gaussian_mixture(rng.permutation(x))
+    assert gmm.means == pytest.approx([1.0, 6.0], abs=0.1)
+    assert np.sqrt(gmm.variances) == pytest.approx([0.3, 0.5], abs=0.06)
+    assert gmm.weights == pytest.approx([0.7, 0.3], abs=0.03)
+    # The log-likelihood is the mixture density summed over points.
+    dens = sum(
+        wk * np.exp(-((x - mk) ** 2) / (2 * vk)) / np.sqrt(2 * np.pi * vk)
+        for wk, mk, vk in zip(gmm.weights, gmm.means, gmm.variances)
+    )
+    assert gmm.log_likelihood == pytest.approx(np.log(dens).sum(), rel=1e-9)
+    resp = gmm.responsibilities(np.array([1.0, 6.0]))
+    assert resp[0, 0] > 0.99 and resp[1, 1] > 0.99
+
+
+def test_gmm_em_does_not_decrease_likelihood_and_handles_constant_data():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, 50), rng.normal(2, 1, 50)])
+    lls = [fit_gaussian_mixture(x, max_iterations=k).log_likelihood for k in (1, 2, 5, 20, 200)]
+    assert all(b >= a - 1e-9 for a, b in zip(lls, lls[1:]))
+    flat = fit_gaussian_mixture(np.full(10, 3.0))
+    assert np.all(np.isfinite(flat.means)) and np.all(flat.variances > 0)
+    with pytest.raises(ValueError, match="at least 2 finite values"):
+        fit_gaussian_mixture(np.array([1.0, np.nan]))
+
+
+def _two_groups(seed=0):
+    rng = np.random.default_rng(seed)
+    low = rng.normal(1.0, 0.2, 40)
+    high = rng.normal(5.0, 0.3, 12)
+    scores = np.concatenate([low, high])
+    perm = rng.permutation(scores.size)
+    high_sections = set(np.flatnonzero(perm >= 40).tolist())
+    return scores[perm], high_sections
+
+
+def test_gauss_samples_only_from_high_component_and_is_reproducible():
+    scores, high = _two_groups()
+    a = gaussian_switch_sampling(scores, 5, seed=7)
+    assert len(set(a.tolist())) == 5 and set(a.tolist()) <= high
+    assert np.array_equal(a, gaussian_switch_sampling(scores, 5, seed=7))
+    draws = {tuple(sorted(gaussian_switch_sampling(scores, 5, seed=s).tolist())) for s in range(8)}
+    assert len(draws) > 1  # a sampler, not the top-5
+    excluded = np.array(sorted(high))[:10]
+    b = gaussian_switch_sampling(scores, 4, seed=1, exclude=excluded)
+    # Only 2 high sections remain: both come first, then the best of the low component.
+    assert set(b[:2].tolist()) == high - set(excluded.tolist())
+    assert not set(b.tolist()) & set(excluded.tolist())
+    low_order = [i for i in np.argsort(-scores, kind="stable") if i not in high]
+    assert b[2:].tolist() == low_order[:2]
+
+
+def test_gauss_with_few_candidates_or_constant_scores():
+    assert gaussian_switch_sampling(np.array([1.0, 3.0, 2.0]), 5, seed=0).tolist() == [1, 2, 0]
+    const = gaussian_switch_sampling(np.ones(10), 3, seed=0)
+    assert len(set(const.tolist())) == 3
+
+
+def test_select_sections_dispatch_and_error():
+    scores, high = _two_groups(1)
+    assert (
+        select_sections(scores, 3, strategy="switch").tolist() == rank_sections(scores, 3).tolist()
+    )
+    assert np.array_equal(
+        select_sections(scores, 3, strategy="gauss", seed=2),
+        gaussian_switch_sampling(scores, 3, seed=2),
+    )
+    assert STRATEGIES == ("switch", "gauss", "forgetting", "entropy", "margin", "random")
+    with pytest.raises(ValueError, match="Expected `strategy` to be one of switch, gauss"):
+        select_sections(scores, 3, strategy="bald")

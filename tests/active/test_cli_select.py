@@ -1,0 +1,185 @@
+"""End to end on a real tiny run: select, label-issues and al-sim, checked against references."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import assert_user_error, run_cli
+from segforget.analysis.active_learning import (
+    entropy_section_scores,
+    load_final_model,
+    margin_section_scores,
+    section_uncertainty,
+    select_from_run,
+)
+from segforget.analysis.label_issues import (
+    label_issue_scores,
+    label_issues_from_run,
+    section_issue_scores,
+)
+from segforget.train import load_run
+
+PNG = b"\x89PNG"
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def reference_switch_scores(run, strategy="switch"):
+    """(split, view, section) -> mean value over observed pixels, by explicit loops."""
+    out = {}
+    for mode, split, view in run.available_stats():
+        if split == "train":
+            continue
+        stats = run.stats(mode, split, view)
+        n = stats.meta["num_sections"]
+        h, w = stats.meta["section_shape"]
+        value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
+        for s in range(n):
+            chunk = slice(s * h * w, (s + 1) * h * w)
+            seen = stats.observations[chunk] > 0
+            if seen.any():
+                out[(split, view, s)] = float(value[chunk][seen].mean())
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["switch", "forgetting"])
+def test_select_cli_matches_reference_ranking(tiny_run, tmp_path, strategy):
+    out = tmp_path / "sel.csv"
+    result = run_cli(["select", tiny_run, "--strategy", strategy, "--n", 5, "--out", out])
+    assert result.code == 0, result.stderr
+    rows = read_csv(out)
+    reference = reference_switch_scores(load_run(tiny_run), strategy)
+    expected = sorted(reference.items(), key=lambda kv: -kv[1])[:5]
+    assert len(rows) == 5
+    assert [float(r["score"]) for r in rows] == pytest.approx([v for _, v in expected])
+    for row in rows:
+        key = (row["split"], row["view"], int(row["section"]))
+        assert float(row["score"]) == pytest.approx(reference[key])
+    assert out.with_suffix(".png").read_bytes()[:4] == PNG
+
+
+def test_select_gauss_and_random_reproducible(tiny_run):
+    run = load_run(tiny_run)
+    for strategy in ("gauss", "random"):
+        a = select_from_run(run, strategy=strategy, n=4, seed=3)
+        b = select_from_run(run, strategy=strategy, n=4, seed=3)
+        assert a == b and len({(r["split"], r["section"]) for r in a}) == 4
+
+
+def test_entropy_and_margin_use_the_final_model(tiny_run):
+    run = load_run(tiny_run)
+    rows = select_from_run(run, strategy="entropy", n=3, pool="test1")
+    model = load_final_model(run)
+    data = run.load_data()
+    images = torch.stack([item["image"] for item in data.dataset("test1", "inline")])
+    with torch.no_grad():
+        probabilities = torch.softmax(model(images).double(), dim=1).numpy()
+    entropy = entropy_section_scores(probabilities)
+    top = np.argsort(-entropy, kind="stable")[:3]
+    assert [r["section"] for r in rows] == top.tolist()
+    assert [r["score"] for r in rows] == pytest.approx(entropy[top].tolist())
+    got = section_uncertainty(model, data.dataset("test1", "inline"), batch_size=3)
+    assert got["margin"] == pytest.approx(margin_section_scores(probabilities))
+
+
+def test_select_user_errors_write_nothing(tiny_run, tmp_path):
+    out = tmp_path / "x.csv"
+    assert_user_error(
+        run_cli(["select", tiny_run, "--strategy", "bald", "--out", out]),
+        "Expected `--strategy` to be one of switch, gauss",
+    )
+    assert_user_error(run_cli(["select", tiny_run, "--n", 0, "--out", out]), "Expected `--n`")
+    assert_user_error(
+        run_cli(["select", tmp_path / "nope", "--out", out]), "Expected `RUN` to be a run directory"
+    )
+    assert_user_error(
+        run_cli(["select", tiny_run, "--pool", "test9", "--out", out]),
+        "Expected `pool` to be 'test' or a split tracked",
+        "track.test=true",
+    )
+    assert_user_error(
+        run_cli(["select", tiny_run, "--out", tmp_path / "x.txt"]),
+        "Expected `--out` to end in .csv",
+    )
+    assert not out.exists() and not out.with_suffix(".png").exists()
+    out.write_text("keep")
+    assert_user_error(run_cli(["select", tiny_run, "--out", out]), "--force")
+    assert out.read_text() == "keep"
+
+
+def test_label_issues_cli_matches_scores(tiny_run, tmp_path):
+    out = tmp_path / "issues"
+    result = run_cli(["label-issues", tiny_run, "--out", out, "--top-pixels", 50])
+    assert result.code == 0, result.stderr
+    run = load_run(tiny_run)
+    stats = run.stats("epoch", "train", "inline")
+    scores = label_issue_scores(stats)
+    per_section = section_issue_scores(scores, num_sections=stats.meta["num_sections"])
+    sections = read_csv(out / "sections.csv")
+    for row in sections:
+        assert float(row["score"]) == pytest.approx(per_section[int(row["section"])])
+    assert [float(r["score"]) for r in sections] == sorted(
+        (float(r["score"]) for r in sections), reverse=True
+    )
+    pixels = read_csv(out / "pixels.csv")
+    h, w = stats.meta["section_shape"]
+    assert len(pixels) == 50
+    for row in pixels[:10]:
+        index = int(row["section"]) * h * w + int(row["h"]) * w + int(row["w"])
+        assert float(row["score"]) == pytest.approx(scores[index])
+    assert float(pixels[0]["score"]) == pytest.approx(np.nanmax(scores))
+    assert (out / "issues.png").read_bytes()[:4] == PNG
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["observed_pixels"] == int(np.isfinite(scores).sum())
+
+
+def test_label_issues_library_and_errors(tiny_run, tmp_path):
+    result = label_issues_from_run(tiny_run, method="aum", fraction=0.1)
+    flagged = result["flagged"]["inline"]
+    assert flagged.sum() == np.ceil(0.1 * np.isfinite(result["scores"]["inline"]).sum())
+    assert_user_error(
+        run_cli(["label-issues", tiny_run, "--method", "loss"]), "Expected `--method` to be one of"
+    )
+    assert_user_error(run_cli(["label-issues", tiny_run, "--fraction", 2]), "Expected `--fraction`")
+    with pytest.raises(ValueError, match="Expected the run to hold training statistics"):
+        label_issues_from_run(tiny_run, mode="presentation")
+
+
+def test_al_sim_cli_tiny(tiny_f3, tmp_path):
+    out = tmp_path / "al"
+    args = ["al-sim", "--data", f"f3:{tiny_f3}", "--strategies", "switch,random", "--rounds", 1]
+    args += ["--budget", 2, "--seeds", "0", "--epochs", 2, "--steps", 2, "--out", out]
+    result = run_cli(args)
+    assert result.code == 0, result.stderr
+    curves = json.loads((out / "curves.json").read_text())
+    assert set(curves["curves"]) == {"switch", "random"}
+    for curve in curves["curves"].values():
+        assert curve["labeled"] == [2, 4]
+        assert curve["miou_std"] == [0.0, 0.0]  # one seed
+        assert all(0.0 <= m <= 1.0 for m in curve["miou_mean"])
+        assert curve["miou_mean"] == pytest.approx(np.mean(curve["miou"], axis=0).tolist())
+    # Same seed, same initial set and initialization: round 0 is identical across strategies.
+    assert curves["curves"]["switch"]["miou"][0][0] == curves["curves"]["random"]["miou"][0][0]
+    assert (out / "curves.png").read_bytes()[:4] == PNG
+
+
+def test_al_sim_user_errors(tiny_f3, tmp_path):
+    out = tmp_path / "al"
+    base = ["al-sim", "--data", f"f3:{tiny_f3}", "--out", out]
+    assert_user_error(
+        run_cli([*base, "--strategies", "switch,bald"]), "Expected `--strategies` to hold"
+    )
+    assert_user_error(run_cli([*base, "--rounds", 0]), "Expected `--rounds`")
+    assert_user_error(run_cli([*base, "--seeds", "a,b"]), "Expected `--seeds`")
+    assert_user_error(
+        run_cli([*base, "--rounds", 5, "--budget", 4]), "Expected initial + rounds * budget"
+    )
+    assert not out.exists()
