@@ -14,7 +14,12 @@ from segforget.train.demo import run_demo
 def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     console = Console(file=io.StringIO(), width=200)
     result = run_demo(
-        tmp_path / "demo", quick=True, method=None, spec=tiny_survey, model="tiny", console=console
+        tmp_path / "demo",
+        quick=True,
+        method="online",
+        spec=tiny_survey,
+        model="tiny",
+        console=console,
     )
     text = console.file.getvalue()
     assert "wall time:" in text
@@ -22,9 +27,13 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert ("epoch", "test1", "inline") in run.available_stats()  # test pool tracked
     assert ("presentation", "train", "inline") in run.available_stats()
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
-    if result["report"] is not None:
-        assert result["report"].is_file()
-        assert f"report: {result['report']}" in text
+    method_run = load_run(tmp_path / "demo" / "online")
+    assert method_run.config["method"]["name"] == "online"
+    assert result["metrics"]["online"]["test"]["miou"] == method_run.metrics["test"]["miou"]
+    assert result["report"].is_file()
+    assert f"report: {result['report']}" in text
+    html = result["report"].read_text()
+    assert "baseline" in html and "online" in html
 
 
 def test_demo_rejects_an_unknown_method(tmp_path):

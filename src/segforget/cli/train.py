@@ -96,7 +96,7 @@ def demo_command(
         False, "--quick", help="A much shorter run (smoke test; dynamics are less meaningful)."
     ),
     method: str = typer.Option(
-        "style-input",
+        "online",
         "--method",
         help="Forgetting-aware method to compare with the baseline ('none': baseline only).",
     ),
