@@ -328,8 +328,6 @@ def run_benchmark(
             f"Expected `--out` not to exist, got {str(out)!r} (pass --resume to reuse its "
             "finished runs, or --force to replace it)"
         )
-    if force and not resume and out.exists():
-        shutil.rmtree(out)
 
     def config_for(name: str, opts: dict[str, Any], seed: int) -> RunConfig:
         config = RunConfig()
@@ -359,6 +357,29 @@ def run_benchmark(
             build_method("online", {"inner": name, **opts})
         else:
             build_method(name, opts)
+
+    # Open the data once, so a missing or invalid data set fails before any run starts.
+    from segforget.data import load_data
+
+    found_views = load_data(spec).views
+    for view in views or ():
+        if view not in found_views:
+            raise ValueError(
+                f"Expected `--views` to hold views of {list(found_views)}, got {view!r}"
+            )
+    from segforget.train.loop import resolve_device
+
+    resolve_device(device)
+    if force and not resume and out.exists():
+        if not out.is_dir() or (
+            any(out.iterdir())
+            and not ((out / "runs").is_dir() or (out / "benchmark.json").is_file())
+        ):
+            raise ValueError(
+                f"Expected `--out` with --force to be a benchmark directory (holding runs/ or "
+                f"benchmark.json), got {str(out)!r}; refusing to delete it"
+            )
+        shutil.rmtree(out)
 
     needs_reference = any(name in _OFFLINE for name, _ in entries.values())
     order = list(entries)

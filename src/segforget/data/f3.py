@@ -15,6 +15,7 @@ F3 reference loader normalizes in place, this one does not.
 from __future__ import annotations
 
 import json
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,28 @@ def load_npy(path: str | Path, *, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Expected `{path}` to be a .npy file, got no such file")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY":
+        raise ValueError(
+            f"Expected `{path}` to be a .npy array (starting with \\x93NUMPY), got a file of "
+            "another format; re-export it with numpy.save"
+        )
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError, TypeError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+    # numpy parses the header with ast.literal_eval and, for old versions, tokenize: a damaged
+    # header can raise SyntaxError, tokenize.TokenError or RecursionError too.
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        TypeError,
+        SyntaxError,
+        OverflowError,
+        RecursionError,
+        tokenize.TokenError,
+    ) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ValueError(
             f"Expected `{path}` to be a readable .npy array, got a corrupt or foreign file "
             f"({reason}); re-export it with numpy.save"

@@ -60,9 +60,17 @@ def _open(path: Path):
     try:
         image = Image.open(path)
         image.load()
-    except (OSError, UnidentifiedImageError) as exc:
+    # Pillow reports some broken chunks as SyntaxError, oversized headers as DecompressionBombError.
+    except (
+        OSError,
+        UnidentifiedImageError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise ValueError(
-            f"Expected `{path}` to be a readable image, got {' '.join(str(exc).split())}"
+            f"Expected `{path}` to be a readable image, got {' '.join(str(exc).split())[:200]}"
         ) from None
     return image
 

@@ -50,6 +50,11 @@ def read_segy_cube(path: str | Path, *, iline: int = 189, xline: int = 193) -> n
             cube = segyio.tools.cube(handle)
     except (RuntimeError, ValueError, KeyError, IndexError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if "file size" in reason or "unable to count traces" in reason:
+            raise ValueError(
+                f"Expected `{path}` to be a complete SEG-Y file, got a truncated or foreign file "
+                f"({reason}); copy or export it again"
+            ) from None
         raise ValueError(
             f"Expected `{path}` to be a SEG-Y cube with inline/crossline numbers in trace header "
             f"bytes {iline}/{xline}, got no regular geometry ({reason}); {_HINT}"
@@ -97,7 +102,13 @@ def parse_range(text: str | None, length: int, name: str) -> tuple[int, int] | N
 
 def _read_labels(path: Path, *, iline: int, xline: int) -> np.ndarray:
     if path.suffix.lower() == ".npy":
-        return np.asarray(load_npy(path, mmap=False))
+        labels = np.asarray(load_npy(path, mmap=False))
+        if labels.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Expected `{path}` to hold integer class labels, got dtype {labels.dtype}; "
+                "store labels as uint8"
+            )
+        return labels
     labels = read_segy_cube(path, iline=iline, xline=xline)
     if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
         raise ValueError(f"Expected `{path}` to hold integer class labels, got non-integral values")

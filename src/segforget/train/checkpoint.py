@@ -75,8 +75,31 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: no checkpoint at ``path``.
+        ValueError: the file is damaged, not a checkpoint, or holds objects that only an unsafe
+            (code-running) unpickling could restore; nothing of it is executed.
     """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Expected a checkpoint at {str(path)!r}, got no such file")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = " ".join(str(exc).split("\n")[-3:-2] or [type(exc).__name__]).strip()
+        raise ValueError(
+            f"Expected `{path}` to be a checkpoint of tensors and plain values, got one that only "
+            f"unsafe unpickling could load ({reason[:200]}); it was not loaded. Restore a "
+            "checkpoint written by segforget train, or start again with --force"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(
+            f"Expected `{path}` to be a readable checkpoint, got a damaged file ({reason}); "
+            "restore it from a copy, or start again with --force"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(
+            f"Expected `{path}` to hold a checkpoint dict, got {type(checkpoint).__name__}"
+        )
+    return checkpoint

@@ -123,6 +123,11 @@ def run_demo(
     if method is not None:
         _check_method(method)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"Expected `--out` to be a directory (or not to exist), got the file {str(out)!r}; "
+            "pass another --out"
+        )
     epochs = 2 if quick else DEMO_EPOCHS
     baseline = out / "baseline"
     console.print(f"[bold]segforget demo[/bold]: {spec}, model {model}, {epochs} epochs -> {out}")

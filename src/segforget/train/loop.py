@@ -614,6 +614,80 @@ def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
             )
 
 
+#: Settings a resumed run may change (``--epochs``, ``--device``) or that do not change results.
+_RESUMABLE_CHANGES = ("train.epochs", "train.device", "train.threads", "log.")
+
+#: Keys of a checkpoint written by :meth:`Trainer.state_dict`.
+_CHECKPOINT_KEYS = (
+    "format", "epoch", "model", "optimizer", "scheduler", "trackers", "method", "rng", "history",
+    "best_miou", "config",
+)  # fmt: skip
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_resumable(
+    checkpoint: dict[str, Any],
+    config: RunConfig,
+    *,
+    path: Path,
+    model: nn.Module,
+    tracker_keys: set[str],
+) -> None:
+    """Refuse a checkpoint that this configuration cannot continue, before anything is written.
+
+    Raises:
+        ValueError: a foreign checkpoint, or one trained with another configuration.
+    """
+    missing = [key for key in _CHECKPOINT_KEYS if key not in checkpoint]
+    if missing or checkpoint.get("format") != 1:
+        found = (
+            f"without {', '.join(missing)}" if missing else f"of format {checkpoint['format']!r}"
+        )
+        raise ValueError(
+            f"Expected `{path}` to be a checkpoint written by segforget train (format 1), got one "
+            f"{found}; start again with --force"
+        )
+    saved = _flatten(checkpoint["config"]) if isinstance(checkpoint["config"], dict) else {}
+    current = _flatten(config.to_dict())
+    differ = [
+        key
+        for key in sorted(set(saved) | set(current))
+        if not key.startswith(_RESUMABLE_CHANGES) and saved.get(key) != current.get(key)
+    ]
+    if differ:
+        details = ", ".join(
+            f"{key} (checkpoint {saved.get(key)!r}, config.yaml {current.get(key)!r})"
+            for key in differ[:3]
+        )
+        raise ValueError(
+            f"Expected config.yaml to match the configuration `{path}` was trained with, got "
+            f"differences in {details}; restore config.yaml, or start a new run with --force"
+        )
+    trackers = checkpoint["trackers"]
+    if not isinstance(trackers, dict) or set(trackers) != tracker_keys:
+        raise ValueError(
+            f"Expected `{path}` to hold the trackers {sorted(tracker_keys)}, got "
+            f"{sorted(trackers) if isinstance(trackers, dict) else trackers!r}; start again with "
+            "--force"
+        )
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Expected `{path}` to hold the weights of model {config.model.name!r}, got others "
+            f"({' '.join(str(exc).split())[:160]}); start again with --force"
+        ) from None
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -691,6 +765,20 @@ def train(
     )
     model = method.wrap_model(model)
     checkpoint = load_checkpoint(out / LAST_CHECKPOINT) if resume else None
+    if checkpoint is not None:
+        tracker_keys = {
+            f"{mode}/{split}/{view}"
+            for mode in config.track.modes
+            for split in (
+                ("train", *data.test_splits)
+                if mode == "epoch" and config.track.test
+                else ("train",)
+            )
+            for view in views
+        }
+        _check_resumable(
+            checkpoint, config, path=out / LAST_CHECKPOINT, model=model, tracker_keys=tracker_keys
+        )
 
     # Validation done: from here on the run directory is written (by rank 0 only).
     context = setup_distributed(device)

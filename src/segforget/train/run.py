@@ -47,7 +47,9 @@ class Run:
             folder = self.path / "dynamics" / mode
             if not folder.is_dir():
                 continue
-            for store in sorted(p for p in folder.iterdir() if p.is_dir()):
+            # Hidden names are temporaries of a writer that was killed (segforget.io).
+            stores = (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            for store in sorted(stores):
                 split, sep, view = store.name.rpartition("_")
                 if sep:
                     found.append((mode, split, view))
@@ -73,7 +75,8 @@ class Run:
         folder = self.path / "predictions"
         if not folder.is_dir():
             return []
-        return [tuple(p.stem.rpartition("_")[::2]) for p in sorted(folder.glob("*.npy"))]  # type: ignore[misc]
+        files = sorted(p for p in folder.glob("*.npy") if not p.name.startswith("."))
+        return [tuple(p.stem.rpartition("_")[::2]) for p in files]  # type: ignore[misc]
 
     def predictions(self, split: str, view: str) -> np.ndarray:
         """uint8 (N, H, W) predicted classes of every section of (split, view) (memory-mapped).
