@@ -51,7 +51,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: Light presets: they train in minutes on a laptop CPU (measured in docs/readme/train.md).
+#: Light presets: they train in minutes on a laptop CPU (measured in README.md, "Speed").
 #: ``light`` is the default; ``tiny`` is for tests and smoke runs.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "light": {
