@@ -39,6 +39,11 @@ def test_unknown_key_lists_valid_keys():
     ):
         apply_overrides(RunConfig(), ["train.epoch=3"])
     assert "train.epochs" in config_keys()
+    with pytest.raises(ValueError, match=r"did you mean 'train\.epochs'\?"):
+        apply_overrides(RunConfig(), ["train.epoch=3"])
+    with pytest.raises(ValueError) as unrelated:
+        apply_overrides(RunConfig(), ["zzz.qqq=3"])
+    assert "did you mean" not in str(unrelated.value)
 
 
 def test_unknown_section_in_yaml(tmp_path):

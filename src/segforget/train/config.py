@@ -16,6 +16,7 @@ valid keys.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -228,9 +229,11 @@ def _set(config: RunConfig, key: str, value: Any) -> None:
         target[parts[-1]] = value
         return
     if len(parts) != 2 or key not in config_keys():
+        close = difflib.get_close_matches(key, config_keys(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(
             f"Expected config key to be one of {', '.join(config_keys())} "
-            f"(or method.options.NAME), got {key!r}"
+            f"(or method.options.NAME), got {key!r}; {hint}".rstrip("; ")
         )
     section, name = parts
     if name == "options" and not isinstance(value, Mapping):
