@@ -59,27 +59,27 @@ def sequences(updates, num_pixels: int, *, ignore_index: int = IGNORE):
     return seqs
 
 
+#: The integer and boolean statistics, in ForgettingStats' field names.
+INT_FIELDS = (
+    "observations",
+    "correct",
+    "forgetting_events",
+    "learning_events",
+    "switch_events",
+    "first_learned",
+    "last_correct",
+    "last_prediction",
+    "never_learned",
+    "unforgettable",
+    "forgetting_score",
+)
+#: The float statistics recorded with ``confidence=True``.
+FLOAT_FIELDS = ("confidence", "variability", "aum")
+
+
 def statistics(seqs) -> dict[str, np.ndarray]:
     """Statistics of DESIGN.md computed from per-pixel sequences, one pixel at a time."""
-    out: dict[str, list] = {
-        k: []
-        for k in (
-            "observations",
-            "correct",
-            "forgetting_events",
-            "learning_events",
-            "switch_events",
-            "first_learned",
-            "last_correct",
-            "last_prediction",
-            "never_learned",
-            "unforgettable",
-            "forgetting_score",
-            "confidence",
-            "variability",
-            "aum",
-        )
-    }
+    out: dict[str, list] = {k: [] for k in (*INT_FIELDS, *FLOAT_FIELDS)}
     for seq in seqs:
         a = [int(s[0]) for s in seq]
         p = [s[1] for s in seq]

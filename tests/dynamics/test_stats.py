@@ -10,25 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from dynamics import reference as ref
 from segforget.dynamics import STORE_FORMAT_VERSION, ForgettingStats, ForgettingTracker, _stats
 
-FIELDS = (
-    "observations",
-    "correct",
-    "forgetting_events",
-    "learning_events",
-    "switch_events",
-    "first_learned",
-    "last_correct",
-    "last_prediction",
-    "never_learned",
-    "unforgettable",
-    "forgetting_score",
-    "confidence",
-    "variability",
-    "aum",
-    "history",
-)
+FIELDS = (*ref.INT_FIELDS, *ref.FLOAT_FIELDS, "history")
 
 
 def make_stats(*, num_pixels=50, confidence=True, history=True, steps=20, seed=0):

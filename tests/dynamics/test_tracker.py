@@ -11,20 +11,7 @@ import torch
 from dynamics import reference as ref
 from segforget.dynamics import MAX_OBSERVATIONS, ForgettingStats, ForgettingTracker, _tracker
 
-INT_FIELDS = (
-    "observations",
-    "correct",
-    "forgetting_events",
-    "learning_events",
-    "switch_events",
-    "first_learned",
-    "last_correct",
-    "last_prediction",
-    "never_learned",
-    "unforgettable",
-    "forgetting_score",
-)
-FLOAT_FIELDS = ("confidence", "variability", "aum")
+INT_FIELDS, FLOAT_FIELDS = ref.INT_FIELDS, ref.FLOAT_FIELDS
 
 
 @pytest.fixture(params=["windows", "gather"])

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -243,34 +244,27 @@ def corrupt_labels(
     rng = np.random.default_rng(seed)
     corrupted = original.copy()
     events: list[dict] = []
-    for _ in range(boundary_shifts):
-        event = shift_boundary(
-            corrupted,
-            rng=rng,
-            shift=shift,
-            lateral_fraction=lateral_fraction,
-            ignore_index=ignore_index,
-        )
-        if event is not None:
-            events.append(event)
-    for _ in range(lenses):
-        event = mislabel_lens(
-            corrupted,
-            rng=rng,
-            num_classes=num_classes,
-            radius_fraction=lens_radius_fraction,
-            ignore_index=ignore_index,
-        )
-        if event is not None:
-            events.append(event)
-    for _ in range(patch_swaps):
-        event = swap_classes_in_patch(
-            corrupted,
-            rng=rng,
-            lateral_fraction=lateral_fraction,
-            depth_fraction=patch_depth_fraction,
-            ignore_index=ignore_index,
-        )
-        if event is not None:
-            events.append(event)
+    operations = (
+        (
+            boundary_shifts,
+            partial(shift_boundary, shift=shift, lateral_fraction=lateral_fraction),
+        ),
+        (
+            lenses,
+            partial(mislabel_lens, num_classes=num_classes, radius_fraction=lens_radius_fraction),
+        ),
+        (
+            patch_swaps,
+            partial(
+                swap_classes_in_patch,
+                lateral_fraction=lateral_fraction,
+                depth_fraction=patch_depth_fraction,
+            ),
+        ),
+    )
+    for count, operation in operations:
+        for _ in range(count):
+            event = operation(corrupted, rng=rng, ignore_index=ignore_index)
+            if event is not None:
+                events.append(event)
     return CorruptedLabels(corrupted, corrupted != original, events)
