@@ -4,6 +4,9 @@ F3 training volume, inline view: 401 sections of 255 x 701 pixels (71.7 M pixels
 whole sections in random order, predicted classes and targets as int64 (what argmax and the
 data set give). Measured in one run:
 
+Each tracker case runs twice: with the fused C kernel (the default on CPU when a C compiler is
+present) and with the torch path (``native=False``, the path on GPU and without a compiler).
+
 - fast path:    ``tracker.update_blocks(pred, target, offsets)`` (sections are contiguous blocks)
 - update, h-flipped: ``tracker.update`` on horizontally flipped sections (the common
   augmentation; a CPU tracker detects them as blocks, flips the inputs back, takes the fast path)
@@ -39,7 +42,7 @@ import time
 import numpy as np
 import torch
 
-from segforget.dynamics import ForgettingTracker, _tracker
+from segforget.dynamics import ForgettingTracker, _native, _tracker
 
 
 def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -118,22 +121,23 @@ def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Te
 
 
 def bench_tracker(
-    batches, num_pixels: int, args, *, flip: int | None, windows: bool = True
+    batches, num_pixels: int, args, *, flip: int | None, windows: bool = True, native: bool
 ) -> tuple[float, float, int]:
     """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index; ``windows``
-    False: the scatter path's gather/scatter route even on CPU."""
+    False: the scatter path's gather/scatter route even on CPU; ``native``: the fused C kernel
+    (else the torch path)."""
     slack = _tracker._WINDOW_SLACK
     _tracker._WINDOW_SLACK = slack if windows else 0
     try:
-        return _bench_tracker(batches, num_pixels, args, flip=flip)
+        return _bench_tracker(batches, num_pixels, args, flip=flip, native=native)
     finally:
         _tracker._WINDOW_SLACK = slack
 
 
-def _bench_tracker(batches, num_pixels: int, args, *, flip: int | None):
+def _bench_tracker(batches, num_pixels: int, args, *, flip: int | None, native: bool):
     device = torch.device(args.device)
     block = args.height * args.width
-    tracker = ForgettingTracker(num_pixels, args.classes, device=device)
+    tracker = ForgettingTracker(num_pixels, args.classes, device=device, native=native)
     tracker.reset()  # writes every page of the state once, so timing sees no first-touch faults
     prepared = []
     for chosen, pred, target in batches:
@@ -215,17 +219,32 @@ def main() -> None:
 
     dtype = getattr(torch, args.input_dtype)
     batches = [(chosen, pred.to(dtype), target.to(dtype)) for chosen, pred, target in batches]
-    results = {
-        "fast path (update_blocks)": bench_tracker(batches, num_pixels, args, flip=None),
-        "update, h-flipped sections": bench_tracker(batches, num_pixels, args, flip=-1),
-        "scatter path (update)": bench_tracker(batches, num_pixels, args, flip=-2),
-        "  gather/scatter route": bench_tracker(batches, num_pixels, args, flip=-2, windows=False),
-    }
-    results["naive numpy (4 x float64)"] = bench_naive(batches, num_pixels, args)
+    kernels = [False]
+    if device.type == "cpu":
+        if _native.available():
+            kernels.insert(0, True)
+        else:
+            print(f"fused kernel unavailable ({_native.unavailable_reason()}): torch path only")
+    rows: list[tuple[str, tuple[float, float, int] | None]] = []
+    for native in kernels:
+        kernel = "fused C kernel" if native else "torch path"
+        cases = {
+            "fast path (update_blocks)": dict(flip=None),
+            "update, h-flipped sections": dict(flip=-1),
+            "scatter path (update)": dict(flip=-2),
+        }
+        if not native:  # the gather/scatter route has no fused kernel
+            cases["  gather/scatter route"] = dict(flip=-2, windows=False)
+        print(f"timing the {kernel} ...", flush=True)
+        rows.append((f"[{kernel}]", None))
+        for name, case in cases.items():
+            rows.append((name, bench_tracker(batches, num_pixels, args, native=native, **case)))
+    naive = bench_naive(batches, num_pixels, args)
+    rows.append(("naive numpy (4 x float64)", naive))
 
     input_bytes = 2 * torch.empty((), dtype=dtype).element_size()
     bandwidth = copy_bandwidth()
-    naive_rate = results["naive numpy (4 x float64)"][0]
+    naive_rate = naive[0]
     print(
         f"memory copy bandwidth: {bandwidth / 1e9:.2f} GB/s "
         "(read + write per CPU-second, np.copyto 256 MB)"
@@ -235,7 +254,11 @@ def main() -> None:
         f"{'method':28s} {'Mpix/' + clock:>11s} {'Mpix/wall-s':>11s} {'x naive':>8s} "
         f"{'B/pixel':>8s} {'GB/s moved':>11s} {'of copy bw':>10s}"
     )
-    for name, (rate, wall_rate, nbytes) in results.items():
+    for name, result in rows:
+        if result is None:
+            print(name)
+            continue
+        rate, wall_rate, nbytes = result
         per_pixel = nbytes / num_pixels
         traffic = rate * (input_bytes + 2 * per_pixel)
         print(

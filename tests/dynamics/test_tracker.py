@@ -260,6 +260,7 @@ def test_contiguous_and_flipped_sections_take_the_block_path(monkeypatch):
 
     tracker = ForgettingTracker(60, 3)
     monkeypatch.setattr(tracker, "_scatter", no_scatter)
+    monkeypatch.setattr(tracker, "_scatter_native", no_scatter)
     target = torch.randint(0, 3, (2, 3, 5))
     index = torch.tensor([40, 0]).view(2, 1, 1) + torch.arange(15).view(3, 5)
     tracker.update(target, target, index)

@@ -47,7 +47,18 @@ def environment_report() -> dict[str, str]:
         report["device"] = "cpu (no CUDA device available)"
     report["torch threads"] = str(torch.get_num_threads())
     report["cpu count"] = str(os.cpu_count())
+    report["tracker kernel (CPU)"] = _tracker_kernel()
     return report
+
+
+def _tracker_kernel() -> str:
+    """Which CPU update path new trackers take: the fused C kernel, or the torch path and
+    why."""
+    from segforget.dynamics import _native
+
+    if _native.available():
+        return "fused C kernel"
+    return f"torch path ({_native.unavailable_reason()})"
 
 
 @app.command("env")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segforget.dynamics import _distributed
+from segforget.dynamics import _distributed, _native
 from segforget.dynamics._kernel import (
     FLAG_LAST_CORRECT,
     MAX_OBSERVATIONS,
@@ -100,6 +100,11 @@ class ForgettingTracker:
         history: also keep the correctness bit of every observation.
         sync_distributed: when ``torch.distributed`` is initialized with more than one process,
             gather every update from all ranks so each rank holds the state of all observations.
+        native: use the fused C kernel for the block and window updates (one pass instead of
+            about 15; CPU, without confidence and history). None (default): when it can be
+            built (a C compiler is present; ``SEGFORGET_NATIVE=0`` turns it off); True: require
+            it (``RuntimeError`` if it cannot be built); False: the torch path. Results are
+            bit-identical either way.
 
     Example:
         >>> tracker = ForgettingTracker(4 * 2 * 3, num_classes=2)
@@ -121,6 +126,7 @@ class ForgettingTracker:
         confidence: bool = False,
         history: bool = False,
         sync_distributed: bool = True,
+        native: bool | None = None,
     ) -> None:
         if isinstance(num_pixels, bool) or not isinstance(num_pixels, (int, np.integer)):
             raise TypeError(f"Expected `num_pixels` to be an int, got {type(num_pixels).__name__}")
@@ -142,6 +148,7 @@ class ForgettingTracker:
         self.confidence = bool(confidence)
         self.history = bool(history)
         self.sync_distributed = bool(sync_distributed)
+        self.native = self._choose_native(native)
         # Pixel i lives at slot i + 1; slots 0 and P + 1 are trash: the scatter path sends
         # unobserved entries and negative indices there (by a clamp) instead of compacting them
         # away, which would need a host-device sync on GPU.
@@ -165,6 +172,27 @@ class ForgettingTracker:
         # Upper bound on any pixel's observation count, kept on the host so the overflow check
         # needs no sync until the bound could pass MAX_OBSERVATIONS.
         self._max_observations = 0
+
+    def _choose_native(self, native: bool | None) -> bool:
+        if native is not None and not isinstance(native, bool):
+            raise TypeError(f"Expected `native` to be a bool or None, got {native!r}")
+        if native is False:
+            return False
+        # The fused kernel covers the core state only, on CPU.
+        supported = self.device.type == "cpu" and not self.confidence and not self.history
+        if native is None:
+            return supported and _native.available()
+        if not supported:
+            raise ValueError(
+                "Expected `native=True` only for a CPU tracker without confidence and history, "
+                f"got device={self.device}, confidence={self.confidence}, history={self.history}"
+            )
+        if not _native.available():
+            raise RuntimeError(
+                f"The fused tracker kernel is unavailable: {_native.unavailable_reason()}; "
+                "pass native=None or False to use the torch path"
+            )
+        return True
 
     # ------------------------------------------------------------------ properties
     @property
@@ -318,6 +346,8 @@ class ForgettingTracker:
             if offsets is not None:
                 self._apply_blocks(replace(batch, mirrored=True), offsets)
                 return
+        if self.native and not self._distributed() and self._scatter_native(batch, pixel_index):
+            return
         correct, classes, observed = self._bytes(batch)
         prob, margin = _flatten(batch.prob, batch.margin)
         self._apply_scatter(correct, classes, observed, prob, margin, pixel_index)
@@ -440,6 +470,11 @@ class ForgettingTracker:
             if full:
                 self._raise_overflow(full)
         self._reserve()
+        if self.native:
+            for view, inputs in parts:
+                self._observe_native(_select(self._state, view), inputs)
+            self._max_observations += 1
+            return
         for view, inputs in parts:
             # Converted and derived per view, not per batch: its buffers stay in cache.
             correct, classes, observed, prob, margin = _materialize(inputs)
@@ -459,6 +494,25 @@ class ForgettingTracker:
             )
             observe_(state, ob, scratch=self._scratch(correct.numel()))
         self._max_observations += 1
+
+    def _observe_native(self, state: CoreState, inputs) -> None:
+        """One observation of a state view with the fused kernel: straight from the raw
+        classes and targets of a block run (no conversion pass), or from derived bytes."""
+        if isinstance(inputs, _Codes):
+            _native.observe_codes(state, *inputs.windows())
+            return
+        if isinstance(inputs, _LazyBytes) and inputs.batch.correct is None:
+            batch, rows = inputs.batch, inputs.rows
+            _native.observe_targets(
+                state,
+                batch.classes[rows],
+                batch.target[rows],
+                ignore_index=self.ignore_index,
+                mirrored=batch.mirrored,
+            )
+            return
+        correct, classes, observed = _materialize(inputs)[:3]
+        _native.observe_bytes(state, correct, classes, observed)
 
     def _scratch(self, size: int) -> tuple[torch.Tensor, ...]:
         """Scratch buffers of :func:`observe_`: three uint8 and one int16, each (size,)."""
@@ -506,6 +560,45 @@ class ForgettingTracker:
         self._scatter(
             index, correct, classes, observed, prob, margin, samples=samples, bounds=bounds
         )
+
+    def _scatter_native(self, batch: _Batch, pixel_index: torch.Tensor) -> bool:
+        """The CPU windows route with the fused kernel, straight from the raw classes and
+        targets: index bounds in one pass, observations scattered into dense windows (codes
+        and classes, duplicates reduced), windows updated like blocks. False (nothing done)
+        when the windows would be too large; the caller then takes the torch scatter path.
+        """
+        samples = pixel_index.shape[0]
+        index = pixel_index.reshape(samples, -1)
+        if index.numel() == 0:
+            return False
+        index = index.contiguous()
+        low, high = _native.index_bounds(index)
+        if max(high) >= self.num_pixels:
+            raise ValueError(
+                f"Expected `pixel_index` values < num_pixels ({self.num_pixels}), got {max(high)}"
+            )
+        merged = _merge_spans(low, high)
+        if merged.size > _WINDOW_SLACK * index.numel():
+            return False
+        get = self._workspace.get
+        code = get("window_code", merged.size, torch.uint8).zero_()
+        window_classes = get("window_classes", merged.size, torch.uint8).zero_()
+        _native.scatter_codes(
+            index,
+            merged.shift,
+            batch.classes,
+            batch.target,
+            ignore_index=self.ignore_index,
+            code=code,
+            window_classes=window_classes,
+        )
+        self._observe_views(
+            [
+                (slice(start + 1, start + 1 + length), _Codes(code, window_classes, at, length))
+                for start, length, at in merged.ranges
+            ]
+        )
+        return True
 
     def _scatter(
         self, index, correct, classes, observed, prob, margin, *, samples: int, bounds=None
@@ -797,7 +890,7 @@ class ForgettingTracker:
         return (
             f"ForgettingTracker(num_pixels={self.num_pixels}, num_classes={self.num_classes}, "
             f"ignore_index={self.ignore_index}, device='{self.device}', "
-            f"confidence={self.confidence}, history={self.history})"
+            f"confidence={self.confidence}, history={self.history}, native={self.native})"
         )
 
 
@@ -844,8 +937,27 @@ class _LazyBytes:
         return correct, classes, observed, prob, margin
 
 
+@dataclass
+class _Codes:
+    """Pixels ``at .. at + length - 1`` of dense windows filled by the fused scatter: code
+    (0 not observed, 1 correct, 2 wrong) and predicted class, each (L,) uint8."""
+
+    code: torch.Tensor
+    classes: torch.Tensor
+    at: int
+    length: int
+
+    def windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        part = slice(self.at, self.at + self.length)
+        return self.code[part], self.classes[part]
+
+    def read(self) -> tuple[torch.Tensor | None, ...]:
+        code, classes = self.windows()
+        return code.eq(1).to(torch.uint8), classes, code.clamp(max=1), None, None
+
+
 def _materialize(inputs) -> tuple[torch.Tensor | None, ...]:
-    return inputs.read() if isinstance(inputs, _LazyBytes) else inputs
+    return inputs.read() if isinstance(inputs, (_LazyBytes, _Codes)) else inputs
 
 
 def _part(tensors, part: slice) -> tuple[torch.Tensor | None, ...]:
@@ -908,8 +1020,37 @@ def _windows(
         masked = rows.masked_fill(invalid.view(samples, -1), index.max() + 1)
         low = masked.amin(dim=1)
         high = masked.masked_fill_(invalid.view(samples, -1), -1).amax(dim=1)
-    spans = [(lo, hi + 1, b) for b, (lo, hi) in enumerate(zip(low.tolist(), high.tolist()))]
-    spans = sorted(span for span in spans if span[0] < span[1])
+    merged = _merge_spans(low.tolist(), high.tolist())
+    if merged.size > _WINDOW_SLACK * size:
+        return None
+    position = workspace.get("slots", size, torch.int64).view(samples, -1)
+    torch.add(rows, merged.shift.view(-1, 1), out=position)
+    position = position.view(-1)
+    if invalid is not None:
+        position.masked_fill_(invalid, merged.size)
+    return _Windows(position, merged.ranges, merged.size)
+
+
+@dataclass
+class _Spans:
+    """Merged index ranges of the samples of an update.
+
+    Attributes:
+        ranges: (first pixel, length, position of the first pixel in the windows) per window.
+        size: total length of the windows.
+        shift: (S,) int64, added to a sample's pixel index to get its window position.
+    """
+
+    ranges: list[tuple[int, int, int]]
+    size: int
+    shift: torch.Tensor
+
+
+def _merge_spans(low: list[int], high: list[int]) -> _Spans:
+    """Merge the samples' closed index ranges [low, high] (empty when low > high) into
+    disjoint windows laid out one after the other."""
+    samples = len(low)
+    spans = sorted((lo, hi + 1, b) for b, (lo, hi) in enumerate(zip(low, high)) if lo <= hi)
     ranges: list[list[int]] = []  # merged [first, end, position]
     owner = [0] * samples  # merged range of each sample
     total = 0
@@ -922,16 +1063,13 @@ def _windows(
             ranges.append([lo, hi, total])
             total += hi - lo
         owner[b] = len(ranges) - 1
-    if total > _WINDOW_SLACK * size:
-        return None
     # Entry position = pixel - window's first pixel + window's position.
     shift = [ranges[owner[b]][2] - ranges[owner[b]][0] if ranges else 0 for b in range(samples)]
-    position = workspace.get("slots", size, torch.int64).view(samples, -1)
-    torch.add(rows, torch.tensor(shift, dtype=torch.int64).view(-1, 1), out=position)
-    position = position.view(-1)
-    if invalid is not None:
-        position.masked_fill_(invalid, total)
-    return _Windows(position, [(lo, hi - lo, at) for lo, hi, at in ranges], total)
+    return _Spans(
+        [(lo, hi - lo, at) for lo, hi, at in ranges],
+        total,
+        torch.tensor(shift, dtype=torch.int64),
+    )
 
 
 def _flatten(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:

@@ -1,0 +1,301 @@
+"""Optional fused CPU kernel of the observation step (C, compiled on first use).
+
+The torch path (:func:`segforget.dynamics._kernel.observe_`) makes about 15 passes over a
+batch; memory traffic bounds it. ``_observe.c`` does the same step in one pass: read the
+inputs and the 12 bytes of state per pixel once, write the state once. It is compiled with the
+system's C compiler the first time a tracker needs it (well under a second), cached under
+``$SEGFORGET_CACHE`` (default ``$XDG_CACHE_HOME/segforget``, else ``~/.cache/segforget``), and
+loaded with ctypes: no Python headers, no build step at install time. Without a compiler, or
+with ``SEGFORGET_NATIVE=0``, trackers use the torch path; both give bit-identical state (the
+tests run both).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "available",
+    "load",
+    "unavailable_reason",
+    "observe_targets",
+    "observe_bytes",
+    "observe_codes",
+    "index_bounds",
+    "scatter_codes",
+]
+
+_SOURCE = "_observe.c"
+_FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_reason: str | None = None  # why the library is unavailable, once tried
+_tried = False
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("SEGFORGET_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "segforget"
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _build(source: bytes, compiler: str, target: Path) -> None:
+    """Compile ``source`` into ``target`` atomically (temporary name in the same folder,
+    then rename), so concurrent processes never load a half-written library."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        src = Path(work) / _SOURCE
+        src.write_bytes(source)
+        out = Path(work) / target.name
+        attempts = [[], ["-DSEGFORGET_NO_CLONES"]]  # without AVX2 clones if they fail
+        error = ""
+        for extra in attempts:
+            command = [compiler, *_FLAGS, *extra, str(src), "-o", str(out)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            if done.returncode == 0:
+                os.replace(out, target)
+                return
+            error = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            error = error[0]
+        raise RuntimeError(f"{compiler} failed: {error}")
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    library.segforget_observe_targets.argtypes = [
+        i64,
+        i64,
+        i32,
+        ptr,
+        i32,
+        ptr,
+        i32,
+        i64,
+        i32,
+        *([ptr] * 7),
+    ]
+    library.segforget_observe_targets.restype = i32
+    library.segforget_observe_bytes.argtypes = [i64, ptr, ptr, ptr, *([ptr] * 7)]
+    library.segforget_observe_bytes.restype = i32
+    library.segforget_index_bounds.argtypes = [i64, i64, ptr, ptr, ptr]
+    library.segforget_index_bounds.restype = None
+    library.segforget_scatter_codes.argtypes = [i64, i64, ptr, ptr, ptr, i32, ptr, i32, i64, i32]
+    library.segforget_scatter_codes.argtypes += [ptr, ptr]
+    library.segforget_scatter_codes.restype = None
+    library.segforget_observe_codes.argtypes = [i64, ptr, ptr, *([ptr] * 7)]
+    library.segforget_observe_codes.restype = i32
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled kernel, building it on first use; None if it cannot be built (the reason
+    is in :func:`unavailable_reason`; a warning says it once per process)."""
+    global _library, _reason, _tried
+    with _lock:
+        if _tried:
+            return _library
+        _tried = True
+        if os.environ.get("SEGFORGET_NATIVE", "1").strip().lower() in ("0", "false", "no"):
+            _reason = "disabled by SEGFORGET_NATIVE=0"
+            return None
+        compiler = _compiler()
+        if compiler is None:
+            _reason = "no C compiler found (set CC)"
+            return None
+        source = resources.files("segforget.dynamics").joinpath(_SOURCE).read_bytes()
+        key = hashlib.sha256(
+            b"\0".join(
+                [source, " ".join(_FLAGS).encode(), platform.machine().encode(), compiler.encode()]
+            )
+        ).hexdigest()[:16]
+        target = _cache_dir() / f"observe-{key}.so"
+        try:
+            if not target.exists():
+                try:
+                    _build(source, compiler, target)
+                except PermissionError:
+                    target = Path(tempfile.gettempdir()) / f"segforget-{os.getuid()}" / target.name
+                    if not target.exists():
+                        _build(source, compiler, target)
+            library = ctypes.CDLL(str(target))
+            _declare(library)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            _reason = f"could not build the fused kernel ({error})"
+            warnings.warn(
+                f"segforget: {_reason}; the tracker uses the slower torch path", stacklevel=2
+            )
+            return None
+        _library = library
+        return library
+
+
+def available() -> bool:
+    """Whether the fused kernel is (or can be) loaded."""
+    return load() is not None
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`load` returned None (None when it loaded or was not tried)."""
+    return _reason
+
+
+def _require() -> ctypes.CDLL:
+    library = load()
+    if library is None:
+        raise RuntimeError(f"The fused tracker kernel is unavailable: {_reason}")
+    return library
+
+
+def _state_pointers(state) -> list[int]:
+    """Data pointers of the seven core state views, in the kernel's order."""
+    names = ("observations", "correct", "forgetting", "switches", "first_learned")
+    tensors = [getattr(state, name) for name in names]
+    tensors += [state.last_prediction, state.flags]
+    return [t.data_ptr() for t in tensors]
+
+
+def observe_targets(
+    state,
+    classes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    mirrored: bool,
+) -> None:
+    """Apply one observation of the pixels of ``state`` (contiguous CPU views, (N,) each) from
+    predicted classes and targets.
+
+    Args:
+        state: a :class:`~segforget.dynamics._kernel.CoreState` of views of N pixels.
+        classes, target: (..., W) contiguous CPU integer tensors of N entries, uint8 or int64
+            (other integer dtypes are converted here); ``mirrored``: each row of W entries
+            holds its pixels right to left.
+        ignore_index: target value of unobserved pixels (compared as a byte when it fits one,
+            like the torch path).
+    """
+    library = _require()
+    ignore_byte = 0 <= ignore_index <= 255
+    classes = _kernel_integers(classes, keep_wide=False)
+    target = _kernel_integers(target, keep_wide=not ignore_byte)
+    width = int(target.shape[-1]) if mirrored else target.numel()
+    lines = target.numel() // width if width else 0
+    code = library.segforget_observe_targets(
+        lines,
+        width,
+        int(mirrored),
+        classes.data_ptr(),
+        classes.element_size(),
+        target.data_ptr(),
+        target.element_size(),
+        ignore_index,
+        int(ignore_byte),
+        *_state_pointers(state),
+    )
+    if code != 0:  # pragma: no cover - the dtypes are normalized above
+        raise RuntimeError("fused kernel rejected its inputs")
+
+
+def observe_bytes(state, correct: torch.Tensor, classes: torch.Tensor, observed: torch.Tensor):
+    """Apply one observation from flat (N,) contiguous ``uint8`` correct (0 where
+    unobserved), class and observed (0/1) bytes to the N pixels of ``state``."""
+    library = _require()
+    inputs = [t.contiguous() for t in (correct, classes, observed)]
+    library.segforget_observe_bytes(
+        inputs[0].numel(), *(t.data_ptr() for t in inputs), *_state_pointers(state)
+    )
+
+
+def observe_codes(state, code: torch.Tensor, classes: torch.Tensor) -> None:
+    """Apply one observation to the N pixels of ``state`` from contiguous (N,) ``uint8``
+    window codes (0 not observed, 1 correct, 2 wrong) and classes (see :func:`scatter_codes`)."""
+    library = _require()
+    library.segforget_observe_codes(
+        code.numel(), code.data_ptr(), classes.data_ptr(), *_state_pointers(state)
+    )
+
+
+def index_bounds(index: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Smallest and largest nonnegative entry of each row of a contiguous (S, N) int64 CPU
+    ``index`` in one pass: two lists of S ints (low = 2**63 - 1 and high = -1 for a row
+    without one)."""
+    library = _require()
+    samples, per_sample = index.shape
+    low = torch.empty(samples, dtype=torch.int64)
+    high = torch.empty(samples, dtype=torch.int64)
+    library.segforget_index_bounds(
+        samples, per_sample, index.data_ptr(), low.data_ptr(), high.data_ptr()
+    )
+    return low.tolist(), high.tolist()
+
+
+def scatter_codes(
+    index: torch.Tensor,
+    shift: torch.Tensor,
+    classes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    code: torch.Tensor,
+    window_classes: torch.Tensor,
+) -> None:
+    """Scatter the observed entries of a batch into zeroed dense windows, reducing duplicates:
+    per position the code (1 correct, 2 wrong: the largest, so any wrong occurrence makes the
+    pixel wrong) and the largest predicted class.
+
+    Args:
+        index: (S, N) contiguous int64 pixel of each entry; negative = no pixel.
+        shift: (S,) int64 added to sample s's entries to get its window position.
+        classes, target: S x N integer entries (any integer dtype; see
+            :func:`observe_targets` for how they are compared).
+        ignore_index: target value of unobserved entries.
+        code, window_classes: (L,) contiguous uint8 windows, zeroed, written in place.
+    """
+    library = _require()
+    ignore_byte = 0 <= ignore_index <= 255
+    classes = _kernel_integers(classes, keep_wide=False)
+    target = _kernel_integers(target, keep_wide=not ignore_byte)
+    shift = shift.contiguous()  # bound to a name: its memory must outlive the call
+    samples, per_sample = index.shape
+    library.segforget_scatter_codes(
+        samples,
+        per_sample,
+        index.data_ptr(),
+        shift.data_ptr(),
+        classes.data_ptr(),
+        classes.element_size(),
+        target.data_ptr(),
+        target.element_size(),
+        ignore_index,
+        int(ignore_byte),
+        code.data_ptr(),
+        window_classes.data_ptr(),
+    )
+
+
+def _kernel_integers(values: torch.Tensor, *, keep_wide: bool) -> torch.Tensor:
+    """``values`` as a contiguous uint8 or int64 tensor, as the kernel reads them. Other
+    integer dtypes become uint8 (bytes are all the kernel compares), or int64 when the full
+    value matters (an ignore_index outside [0, 255])."""
+    if values.dtype not in (torch.uint8, torch.int64):
+        values = values.to(torch.int64 if keep_wide else torch.uint8)
+    return values.contiguous()

@@ -1,0 +1,235 @@
+/* Fused observation step of the tracker's compact state (segforget.dynamics._native).
+ *
+ * One pass over the pixels of a state view: read the inputs and the 12 bytes of state, write
+ * the state. Bit-identical to segforget.dynamics._kernel.observe_ (the torch path); the tests
+ * run both. Counters are uint16 (the torch path's int16 patterns), overflow is checked by the
+ * caller before the call.
+ *
+ * Loops are written without branches and with one element width per loop, so compilers
+ * vectorize them; on x86-64 an AVX2 clone is picked at load time when the CPU has it.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(SEGFORGET_NO_CLONES)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+#define STAGE 4096 /* pixels converted per chunk: the staged bytes stay in L1 */
+
+typedef struct {
+    uint16_t *observations, *correct, *forgetting, *switches, *first_learned;
+    uint8_t *last_prediction, *flags;
+} state_t;
+
+/* Flags: 1 last observation correct, 2 observed at least once, 4 ever correct. */
+VECTOR_CLONES
+static void step(int64_t n, const uint8_t *restrict cls, const uint8_t *restrict ok,
+                 const uint8_t *restrict seen_now, uint16_t *restrict observations,
+                 uint16_t *restrict correct, uint16_t *restrict forgetting,
+                 uint16_t *restrict switches, uint16_t *restrict first_learned,
+                 uint8_t *restrict last_prediction, uint8_t *restrict flags) {
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t c = cls[i], k = ok[i], o = seen_now[i];
+        uint16_t f = flags[i], last = last_prediction[i], count = observations[i];
+        uint16_t keep = (uint16_t)(o - 1); /* 0xFFFF where not observed: state unchanged */
+        switches[i] += (uint16_t)((f >> 1) & o & (uint16_t)(last != c));
+        forgetting[i] += (uint16_t)(f & 1 & (o ^ k));
+        correct[i] += k;
+        /* newly learned: correct now, learned bit (4) not set; first_learned = count so far */
+        first_learned[i] += (uint16_t)(-(k & (uint16_t)(~f >> 2) & 1)) & count;
+        observations[i] = (uint16_t)(count + o);
+        last_prediction[i] = (uint8_t)((last & keep) | (c & (uint16_t)~keep));
+        flags[i] = (uint8_t)((f & (keep | 4)) | (uint16_t)(k * 5) | (uint16_t)(o * 2));
+    }
+}
+
+static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t *ok,
+                       const uint8_t *seen_now, const state_t *s) {
+    step(n, cls, ok, seen_now, s->observations + at, s->correct + at, s->forgetting + at,
+         s->switches + at, s->first_learned + at, s->last_prediction + at, s->flags + at);
+}
+
+/* Stage n inputs as bytes: class, correct (and observed), observed. `step` is +1, or -1 to
+ * read the source backwards (a mirrored line). `ignore_byte`: compare targets as bytes. */
+#define DEFINE_STAGE(NAME, CTYPE, TTYPE)                                                     \
+    VECTOR_CLONES                                                                            \
+    static void NAME(int64_t n, const CTYPE *restrict c, const TTYPE *restrict t,           \
+                     int64_t ignore, int ignore_byte, uint8_t *restrict cls,                \
+                     uint8_t *restrict ok, uint8_t *restrict seen_now) {                    \
+        if (ignore_byte) {                                                                   \
+            uint8_t ig = (uint8_t)ignore;                                                    \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
+                uint8_t o = (uint8_t)(tb != ig);                                             \
+                cls[i] = cb;                                                                 \
+                seen_now[i] = o;                                                             \
+                ok[i] = (uint8_t)((cb == tb) & o);                                           \
+            }                                                                                \
+        } else {                                                                             \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
+                uint8_t o = (uint8_t)((int64_t)t[i] != ignore);                              \
+                cls[i] = cb;                                                                 \
+                seen_now[i] = o;                                                             \
+                ok[i] = (uint8_t)((cb == tb) & o);                                           \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+DEFINE_STAGE(stage_i64_i64, int64_t, int64_t)
+DEFINE_STAGE(stage_u8_u8, uint8_t, uint8_t)
+DEFINE_STAGE(stage_u8_i64, uint8_t, int64_t)
+DEFINE_STAGE(stage_i64_u8, int64_t, uint8_t)
+
+#define DEFINE_REVERSE(NAME, TYPE)                                                           \
+    VECTOR_CLONES                                                                            \
+    static void NAME(int64_t n, const TYPE *restrict src, TYPE *restrict dst) {              \
+        for (int64_t i = 0; i < n; i++) dst[i] = src[-i];                                    \
+    }
+DEFINE_REVERSE(reverse_i64, int64_t)
+DEFINE_REVERSE(reverse_u8, uint8_t)
+
+VECTOR_CLONES
+static void codes_to_bytes(int64_t n, const uint8_t *restrict code, uint8_t *restrict ok,
+                           uint8_t *restrict seen_now) {
+    for (int64_t i = 0; i < n; i++) {
+        ok[i] = (uint8_t)(code[i] == 1);
+        seen_now[i] = (uint8_t)(code[i] != 0);
+    }
+}
+
+static void stage(int64_t n, const void *c, int c_bytes, const void *t, int t_bytes,
+                  int64_t ignore, int ignore_byte, uint8_t *cls, uint8_t *ok, uint8_t *seen) {
+    if (c_bytes == 8 && t_bytes == 8)
+        stage_i64_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
+    else if (c_bytes == 1 && t_bytes == 1)
+        stage_u8_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
+    else if (c_bytes == 1)
+        stage_u8_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
+    else
+        stage_i64_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
+}
+
+/* One observation of `lines` x `width` pixels whose state is contiguous from the pointers in
+ * `s`, from predicted classes and targets (1 or 8 bytes each, `lines` x `width`, C order).
+ * `mirrored`: each input line is stored right to left. Pixels whose target equals `ignore`
+ * (compared as bytes when `ignore_byte`) are not observed. Returns 0, or -1 on bad sizes. */
+int segforget_observe_targets(int64_t lines, int64_t width, int mirrored, const void *classes,
+                              int class_bytes, const void *target, int target_bytes,
+                              int64_t ignore, int ignore_byte, uint16_t *observations,
+                              uint16_t *correct, uint16_t *forgetting, uint16_t *switches,
+                              uint16_t *first_learned, uint8_t *last_prediction,
+                              uint8_t *flags) {
+    if ((class_bytes != 1 && class_bytes != 8) || (target_bytes != 1 && target_bytes != 8))
+        return -1;
+    state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
+                 flags};
+    uint8_t cls[STAGE], ok[STAGE], seen[STAGE];
+    int64_t rev_c[STAGE], rev_t[STAGE]; /* a mirrored chunk, read forwards */
+    const char *cp = classes, *tp = target;
+    for (int64_t line = 0; line < lines; line++) {
+        for (int64_t col = 0; col < width; col += STAGE) {
+            int64_t n = width - col < STAGE ? width - col : STAGE;
+            int64_t at = line * width + col;
+            const void *c, *t;
+            if (mirrored) {
+                int64_t last = line * width + (width - 1 - col); /* source of the first pixel */
+                if (class_bytes == 8) reverse_i64(n, (const int64_t *)cp + last, rev_c);
+                else reverse_u8(n, (const uint8_t *)cp + last, (uint8_t *)rev_c);
+                if (target_bytes == 8) reverse_i64(n, (const int64_t *)tp + last, rev_t);
+                else reverse_u8(n, (const uint8_t *)tp + last, (uint8_t *)rev_t);
+                c = rev_c;
+                t = rev_t;
+            } else {
+                c = cp + at * class_bytes;
+                t = tp + at * target_bytes;
+            }
+            stage(n, c, class_bytes, t, target_bytes, ignore, ignore_byte, cls, ok, seen);
+            step_state(n, at, cls, ok, seen, &s);
+        }
+    }
+    return 0;
+}
+
+/* One observation of n pixels from bytes already derived: `ok` correct (0 where not observed),
+ * `cls` predicted class, `seen_now` observed (0/1). */
+int segforget_observe_bytes(int64_t n, const uint8_t *ok, const uint8_t *cls,
+                            const uint8_t *seen_now, uint16_t *observations, uint16_t *correct,
+                            uint16_t *forgetting, uint16_t *switches, uint16_t *first_learned,
+                            uint8_t *last_prediction, uint8_t *flags) {
+    state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
+                 flags};
+    for (int64_t at = 0; at < n; at += STAGE) {
+        int64_t m = n - at < STAGE ? n - at : STAGE;
+        step_state(m, at, cls + at, ok + at, seen_now + at, &s);
+    }
+    return 0;
+}
+
+/* Per-sample smallest and largest nonnegative entry of `index` (samples x per_sample);
+ * low = INT64_MAX and high = -1 for a sample without one. */
+VECTOR_CLONES
+void segforget_index_bounds(int64_t samples, int64_t per_sample, const int64_t *restrict index,
+                            int64_t *restrict low, int64_t *restrict high) {
+    for (int64_t b = 0; b < samples; b++) {
+        const int64_t *row = index + b * per_sample;
+        int64_t lo = INT64_MAX, hi = -1;
+        for (int64_t i = 0; i < per_sample; i++) {
+            int64_t v = row[i];
+            int64_t valid = v >= 0;
+            lo = valid && v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        low[b] = lo;
+        high[b] = hi;
+    }
+}
+
+/* Scatter the observed entries into dense windows: entry i of sample b (pixel index[i] >= 0,
+ * target not ignored) lands at position index[i] + shift[b]; per position, `code` keeps the
+ * largest of 1 (correct) and 2 (wrong), `cls` the largest predicted class. Positions of
+ * unobserved pixels keep code 0. The windows must be zeroed by the caller. */
+void segforget_scatter_codes(int64_t samples, int64_t per_sample, const int64_t *restrict index,
+                             const int64_t *restrict shift, const void *classes,
+                             int class_bytes, const void *target, int target_bytes,
+                             int64_t ignore, int ignore_byte, uint8_t *restrict code,
+                             uint8_t *restrict cls) {
+    uint8_t cb[STAGE], ok[STAGE], seen[STAGE];
+    for (int64_t b = 0; b < samples; b++) {
+        for (int64_t col = 0; col < per_sample; col += STAGE) {
+            int64_t n = per_sample - col < STAGE ? per_sample - col : STAGE;
+            int64_t at = b * per_sample + col;
+            stage(n, (const char *)classes + at * class_bytes, class_bytes,
+                  (const char *)target + at * target_bytes, target_bytes, ignore, ignore_byte,
+                  cb, ok, seen);
+            const int64_t *rows = index + at;
+            int64_t offset = shift[b];
+            for (int64_t i = 0; i < n; i++) {
+                if (rows[i] < 0 || !seen[i]) continue;
+                int64_t p = rows[i] + offset;
+                uint8_t c = (uint8_t)(2 - ok[i]), old_code = code[p], old_cls = cls[p];
+                code[p] = c > old_code ? c : old_code;
+                cls[p] = cb[i] > old_cls ? cb[i] : old_cls;
+            }
+        }
+    }
+}
+
+/* One observation of n pixels from window codes (0 unobserved, 1 correct, 2 wrong). */
+int segforget_observe_codes(int64_t n, const uint8_t *code, const uint8_t *cls,
+                            uint16_t *observations, uint16_t *correct, uint16_t *forgetting,
+                            uint16_t *switches, uint16_t *first_learned,
+                            uint8_t *last_prediction, uint8_t *flags) {
+    state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
+                 flags};
+    uint8_t ok[STAGE], seen[STAGE];
+    for (int64_t at = 0; at < n; at += STAGE) {
+        int64_t m = n - at < STAGE ? n - at : STAGE;
+        codes_to_bytes(m, code + at, ok, seen);
+        step_state(m, at, cls + at, ok, seen, &s);
+    }
+    return 0;
+}

@@ -1,0 +1,227 @@
+"""The fused C kernel: bit-identical to the torch path and the reference; built atomically,
+cached, and optional (clear fallback and errors)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import reference as ref
+from segforget.dynamics import ForgettingTracker, _native
+
+HAS_COMPILER = _native._compiler() is not None
+
+
+def _updates(rng, *, layout: str, ignore_index: int, steps: int = 10):
+    """(prediction, target, pixel_index or offsets) of 8 sections of 3 x 5 pixels."""
+    sections, height, width, classes = 8, 3, 5, 4
+    block = height * width
+    out = []
+    for _ in range(steps):
+        chosen = rng.choice(sections, size=3, replace=False)
+        target = rng.integers(0, classes, size=(3, height, width))
+        if layout != "all-observed":
+            target[rng.random(target.shape) < 0.2] = ignore_index
+        pred = np.where(rng.random(target.shape) < 0.6, np.clip(target, 0, classes - 1), 1)
+        index = chosen.reshape(3, 1, 1) * block + np.arange(block).reshape(height, width)
+        if layout == "flipped":
+            pred, target, index = pred[..., ::-1], target[..., ::-1], index[..., ::-1]
+        elif layout == "crops":  # windows route: upside down, with duplicates and padding
+            index = index[:, ::-1].copy()
+            index[2] = index[1]
+            index[:, 0, 0] = -1
+            index[0] = -1 if rng.random() < 0.2 else index[0]  # a sample of padding only
+        elif layout == "spread":  # entries all over the pixel space: gather/scatter route
+            index = rng.integers(-1, sections * block, size=index.shape)
+        pred, target, index = (np.ascontiguousarray(a) for a in (pred, target, index))
+        out.append((pred, target, index, [int(s) * block for s in chosen]))
+    return out, sections * block, classes
+
+
+def _run(updates, num_pixels, classes, *, dtype, ignore_index, layout, native):
+    tracker = ForgettingTracker(num_pixels, classes, ignore_index=ignore_index, native=native)
+    for pred, target, index, offsets in updates:
+        pred_t = torch.as_tensor(pred).to(dtype)
+        target_t = torch.as_tensor(target).to(dtype)
+        if layout == "blocks":
+            tracker.update_blocks(pred_t, target_t, offsets)
+        else:
+            tracker.update(pred_t, target_t, torch.as_tensor(index))
+    return tracker
+
+
+CASES = [
+    (torch.int64, 255),
+    (torch.int64, 0),
+    (torch.int64, -100),
+    (torch.int64, 300),
+    (torch.uint8, 255),
+    (torch.uint8, 0),
+    (torch.int32, 255),
+    (torch.int32, -100),
+]
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+@pytest.mark.parametrize(
+    "layout", ["blocks", "contiguous", "flipped", "crops", "spread", "all-observed"]
+)
+@pytest.mark.parametrize(("dtype", "ignore_index"), CASES)
+def test_native_equals_torch_path_and_reference(layout, dtype, ignore_index):
+    rng = np.random.default_rng(abs(ignore_index) + len(layout))
+    updates, num_pixels, classes = _updates(rng, layout=layout, ignore_index=ignore_index)
+    options = dict(dtype=dtype, ignore_index=ignore_index, layout=layout)
+    native = _run(updates, num_pixels, classes, native=True, **options)
+    torch_path = _run(updates, num_pixels, classes, native=False, **options)
+    assert native.native and not torch_path.native
+    ours, theirs = native.state_dict(), torch_path.state_dict()
+    for name, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(ours[name], value), name
+        else:
+            assert ours[name] == value, name
+    expected = ref.statistics(
+        ref.sequences([u[:3] for u in updates], num_pixels, ignore_index=ignore_index)
+    )
+    stats = native.compute()
+    for name in ref.INT_FIELDS:
+        np.testing.assert_array_equal(getattr(stats, name), expected[name], err_msg=name)
+    assert expected["forgetting_events"].sum() > 0 and expected["switch_events"].sum() > 0
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+@pytest.mark.parametrize(("num_pixels", "expected"), [(100, True), (100_000, False)])
+def test_native_scatter_takes_windows_only_when_compact(num_pixels, expected, monkeypatch):
+    """Entries within a few windows' worth of pixels take the fused windows; entries spread
+    over a large pixel space fall back to the gather/scatter route (same statistics)."""
+    rng = np.random.default_rng(5)
+    tracker = ForgettingTracker(num_pixels, 3, native=True)
+    reference = ForgettingTracker(num_pixels, 3, native=False)
+    taken = []
+    original = tracker._scatter_native
+
+    def spy(*args):
+        taken.append(original(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(tracker, "_scatter_native", spy)
+    for _ in range(3):
+        index = torch.as_tensor(rng.integers(-1, num_pixels, size=(2, 4, 5)))
+        target = torch.as_tensor(rng.integers(0, 3, size=(2, 4, 5)))
+        pred = torch.as_tensor(rng.integers(0, 3, size=(2, 4, 5)))
+        for t in (tracker, reference):
+            t.update(pred, target, index)
+    assert taken == [expected] * 3
+    ours, theirs = tracker.state_dict(), reference.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items() if torch.is_tensor(v))
+
+
+def test_native_index_beyond_pixel_space_raises_and_changes_nothing():
+    tracker = ForgettingTracker(20, 3)
+    before = tracker.state_dict()
+    index = torch.arange(8).view(2, 2, 2).flip(1)
+    index[1, 0, 0] = 25
+    with pytest.raises(ValueError, match=r"Expected `pixel_index` values < num_pixels \(20\)"):
+        zeros = torch.zeros(2, 2, 2, dtype=torch.long)
+        tracker.update(zeros, zeros, index)
+    after = tracker.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if torch.is_tensor(v))
+
+
+def test_native_option_errors():
+    with pytest.raises(TypeError, match="Expected `native` to be a bool or None"):
+        ForgettingTracker(4, 2, native="yes")
+    with pytest.raises(ValueError, match="Expected `native=True` only for a CPU tracker"):
+        ForgettingTracker(4, 2, confidence=True, native=True)
+    with pytest.raises(ValueError, match="Expected `native=True` only for a CPU tracker"):
+        ForgettingTracker(4, 2, history=True, native=True)
+    # Confidence and history use the torch path by default (the kernel covers the core state).
+    assert not ForgettingTracker(4, 2, confidence=True).native
+    assert ForgettingTracker(4, 2).native is _native.available()
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+PROBE = """
+import warnings
+warnings.simplefilter("error")  # a failed build must not warn when the kernel is disabled
+from segforget.dynamics import ForgettingTracker
+tracker = ForgettingTracker(4, 2)
+print(tracker.native)
+try:
+    ForgettingTracker(4, 2, native=True)
+except RuntimeError as error:
+    print(error)
+"""
+
+
+def test_fallback_when_disabled(tmp_path):
+    done = _python(PROBE, {"SEGFORGET_NATIVE": "0", "SEGFORGET_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "False"
+    assert "unavailable: disabled by SEGFORGET_NATIVE=0" in lines[1]
+    assert not any(tmp_path.iterdir())  # nothing built
+
+
+def test_fallback_without_compiler(tmp_path):
+    """No compiler on PATH: the torch path, and native=True says why."""
+    env = {"PATH": str(tmp_path / "empty"), "CC": "", "SEGFORGET_CACHE": str(tmp_path / "c")}
+    done = _python(PROBE, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "False",
+        "The fused tracker kernel is unavailable: no C compiler found (set CC); pass "
+        "native=None or False to use the torch path",
+    ]
+
+
+def test_failed_build_warns_once_and_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(_native, "_tried", False)
+    monkeypatch.setattr(_native, "_library", None)
+    monkeypatch.setattr(_native, "_reason", None)
+    monkeypatch.setattr(_native, "_FLAGS", ("--no-such-flag-for-segforget",))
+    monkeypatch.setenv("SEGFORGET_CACHE", str(tmp_path))
+    if not HAS_COMPILER:
+        assert _native.load() is None
+        return
+    with pytest.warns(UserWarning, match="could not build the fused kernel"):
+        assert _native.load() is None
+    assert _native.load() is None  # tried once per process
+    tracker = ForgettingTracker(4, 2)
+    assert not tracker.native
+    assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.c"))
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+def test_built_once_atomically_into_the_cache(tmp_path):
+    code = "from segforget.dynamics import ForgettingTracker; print(ForgettingTracker(4, 2).native)"
+    first = _python(code, {"SEGFORGET_CACHE": str(tmp_path)})
+    assert first.stdout.strip() == "True", first.stderr
+    built = list(tmp_path.iterdir())
+    assert len(built) == 1 and built[0].name.startswith("observe-") and built[0].suffix == ".so"
+    stamp = built[0].stat().st_mtime_ns
+    second = _python(code, {"SEGFORGET_CACHE": str(tmp_path)})
+    assert second.stdout.strip() == "True", second.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [built[0].name]
+    assert built[0].stat().st_mtime_ns == stamp  # loaded from the cache, not rebuilt
+
+
+def test_source_is_packaged():
+    source = Path(_native.__file__).with_name("_observe.c")
+    assert source.is_file()
+    assert "segforget_observe_targets" in source.read_text()
