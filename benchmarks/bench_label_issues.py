@@ -31,6 +31,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--survey-seed", type=int, default=0)
     parser.add_argument("--corruption-seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="Comma-separated seeds: one survey per seed (survey and corruption seed = s), each "
+        "in WORKDIR/seed<s>; prints every table and the mean over seeds.",
+    )
+    parser.add_argument(
+        "--opening",
+        type=int,
+        default=1,
+        help="Radius of the per-section opening applied to our scores (0: raw only).",
+    )
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -96,10 +108,46 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.seeds is None:
+        run_one(args, args.workdir)
+        return
+    seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="bench_label_issues_"))
+    tables = {}
+    for seed in seeds:
+        args.survey_seed = args.corruption_seed = seed
+        print(f"\n=== seed {seed}", flush=True)
+        tables[seed] = run_one(args, base / f"seed{seed}")
+    names = [r["score"] for r in next(iter(tables.values()))]
+    reference = next(n for n in names if n.startswith("cleanlab (out-of-sample"))
+    print(f"\n=== mean over seeds {seeds} (AP per seed in brackets)")
+    print(f"{'score':<38} {'AP':>7} {'AUROC':>7} {'AP / cleanlab':>14}  wins vs cleanlab")
+    summary = []
+    for name in names:
+        rows = [next(r for r in tables[s] if r["score"] == name) for s in seeds]
+        refs = [next(r for r in tables[s] if r["score"] == reference)["ap"] for s in seeds]
+        ap = float(np.mean([r["ap"] for r in rows]))
+        auc = float(np.mean([r["auroc"] for r in rows]))
+        wins = sum(r["ap"] > ref for r, ref in zip(rows, refs))
+        per_seed = " ".join(f"{r['ap']:.3f}" for r in rows)
+        print(
+            f"{name:<38} {ap:7.4f} {auc:7.4f} {ap / float(np.mean(refs)):14.2f}  "
+            f"{wins}/{len(seeds)}  [{per_seed}]"
+        )
+        per_seed_ap = [r["ap"] for r in rows]
+        summary.append({"score": name, "ap": ap, "auroc": auc, "ap_per_seed": per_seed_ap})
+    if args.json:
+        result = {"seeds": seeds, "mean": summary, "tables": tables}
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+def run_one(args: argparse.Namespace, workdir: Path | None) -> list[dict]:
+    """One survey: corrupt, train, score, compare; prints and returns the table."""
     from segforget.analysis.label_issues import (
         ISSUE_METHODS,
         average_precision,
         label_issue_scores,
+        open_scores,
         roc_auc,
     )
     from segforget.data import load_data
@@ -108,7 +156,7 @@ def main() -> None:
     from segforget.data.synthetic import generate_survey
     from segforget.train import load_run
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_label_issues_"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="bench_label_issues_"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     reuse = args.reuse and (workdir / "error_mask.npy").is_file()
@@ -155,8 +203,12 @@ def main() -> None:
     h, w = space.section_shape
     ours = {}
     for method in ISSUE_METHODS:
-        scores = label_issue_scores(stats, method=method).reshape(space.num_sections, h * w)
-        ours[method] = scores[train_sections].reshape(-1)
+        raw = label_issue_scores(stats, method=method)
+        ours[method] = raw.reshape(space.num_sections, h * w)[train_sections].reshape(-1)
+        if args.opening > 0:
+            opened = open_scores(raw, (h, w), radius=args.opening)
+            name = f"{method}, opened r={args.opening}"
+            ours[name] = opened.reshape(space.num_sections, h * w)[train_sections].reshape(-1)
     tracked_seconds = time.time() - t0
 
     # 3. K-fold out-of-sample probabilities
@@ -227,7 +279,7 @@ def main() -> None:
         f"cleanlab scoring {cleanlab_seconds:.1f} s, total {time.time() - started:.0f} s; "
         f"test mIoU of the tracked run {run.metrics['test']['miou']:.3f}"
     )
-    if args.json:
+    if args.json and args.seeds is None:
         args.json.write_text(
             json.dumps(
                 {
@@ -238,6 +290,7 @@ def main() -> None:
                 indent=2,
             )
         )
+    return table
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from segforget.analysis.active_learning import (
 from segforget.analysis.label_issues import (
     label_issue_scores,
     label_issues_from_run,
+    open_scores,
     section_issue_scores,
 )
 from segforget.train import load_run
@@ -121,7 +122,8 @@ def test_label_issues_cli_matches_scores(tiny_run, tmp_path):
     assert result.code == 0, result.stderr
     run = load_run(tiny_run)
     stats = run.stats("epoch", "train", "inline")
-    scores = label_issue_scores(stats)
+    h, w = stats.meta["section_shape"]
+    scores = open_scores(label_issue_scores(stats), (h, w), radius=1)  # the default opening
     per_section = section_issue_scores(scores, num_sections=stats.meta["num_sections"])
     sections = read_csv(out / "sections.csv")
     for row in sections:
@@ -130,7 +132,6 @@ def test_label_issues_cli_matches_scores(tiny_run, tmp_path):
         (float(r["score"]) for r in sections), reverse=True
     )
     pixels = read_csv(out / "pixels.csv")
-    h, w = stats.meta["section_shape"]
     assert len(pixels) == 50
     for row in pixels[:10]:
         index = int(row["section"]) * h * w + int(row["h"]) * w + int(row["w"])
@@ -139,6 +140,10 @@ def test_label_issues_cli_matches_scores(tiny_run, tmp_path):
     assert (out / "issues.png").read_bytes()[:4] == PNG
     summary = json.loads((out / "summary.json").read_text())
     assert summary["observed_pixels"] == int(np.isfinite(scores).sum())
+    raw = run_cli(["label-issues", tiny_run, "--out", tmp_path / "raw", "--opening", 0])
+    assert raw.code == 0, raw.stderr
+    top = read_csv(tmp_path / "raw" / "pixels.csv")[0]
+    assert float(top["score"]) == pytest.approx(np.nanmax(label_issue_scores(stats)))
 
 
 def test_label_issues_library_and_errors(tiny_run, tmp_path):
@@ -149,6 +154,9 @@ def test_label_issues_library_and_errors(tiny_run, tmp_path):
         run_cli(["label-issues", tiny_run, "--method", "loss"]), "Expected `--method` to be one of"
     )
     assert_user_error(run_cli(["label-issues", tiny_run, "--fraction", 2]), "Expected `--fraction`")
+    assert_user_error(
+        run_cli(["label-issues", tiny_run, "--opening", -1]), "Expected `--opening` to be >= 0"
+    )
     with pytest.raises(ValueError, match="Expected the run to hold training statistics"):
         label_issues_from_run(tiny_run, mode="presentation")
 

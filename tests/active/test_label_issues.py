@@ -13,6 +13,7 @@ from segforget.analysis.label_issues import (
     flag_top_fraction,
     label_issue_components,
     label_issue_scores,
+    open_scores,
     percentile_ranks,
     rank_pixels,
     roc_auc,
@@ -146,3 +147,41 @@ def test_flag_top_fraction():
     assert flag_top_fraction(s, 0.0).sum() == 0
     with pytest.raises(ValueError, match=r"Expected `fraction` to be in \[0, 1\]"):
         flag_top_fraction(s, 1.5)
+
+
+def brute_open(section: np.ndarray, radius: int) -> np.ndarray:
+    """max over q within the (clipped) square of p of (min over the clipped square of q)."""
+    h, w = section.shape
+
+    def square(y, x):
+        return slice(max(y - radius, 0), y + radius + 1), slice(max(x - radius, 0), x + radius + 1)
+
+    eroded = np.array([[section[square(y, x)].min() for x in range(w)] for y in range(h)])
+    return np.array([[eroded[square(y, x)].max() for x in range(w)] for y in range(h)])
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_open_scores_matches_brute_force(radius):
+    rng = np.random.default_rng(radius)
+    scores = rng.random((3, 7, 9))
+    got = open_scores(scores.reshape(-1), (7, 9), radius=radius).reshape(3, 7, 9)
+    for section, expected in zip(scores, got):
+        np.testing.assert_array_equal(expected, brute_open(section, radius))
+
+
+def test_open_scores_removes_thin_bands_and_keeps_areas():
+    section = np.zeros((12, 12))
+    section[2, :] = 1.0  # a one-pixel band: a hard class boundary
+    section[6:10, 3:7] = 0.8  # a 4 x 4 area: a mislabeled lens
+    section[0, 11] = np.nan  # unobserved
+    opened = open_scores(section.reshape(-1), (12, 12)).reshape(12, 12)
+    assert np.isnan(opened[0, 11]) and np.isfinite(np.delete(opened.ravel(), 11)).all()
+    assert (opened[2] == 0).all()
+    np.testing.assert_array_equal(opened[6:10, 3:7], 0.8)
+    assert np.nansum(opened) == pytest.approx(0.8 * 16)
+    raw = open_scores(section.reshape(-1), (12, 12), radius=0)
+    np.testing.assert_array_equal(raw, section.ravel())
+    with pytest.raises(ValueError, match="Expected `radius` to be an integer >= 0"):
+        open_scores(section.reshape(-1), (12, 12), radius=-1)
+    with pytest.raises(ValueError, match="Expected `scores` to hold N \\* 5 \\* 5 values"):
+        open_scores(section.reshape(-1), (5, 5))

@@ -8,6 +8,7 @@ import torch
 
 from segforget.augment import (
     METHOD_NAMES,
+    Focus,
     Online,
     Oversample,
     StyleFeature,
@@ -55,7 +56,7 @@ def _region():
 def test_build_method_names_and_errors(tmp_path):
     assert type(build_method("baseline", {})) is TrainingMethod
     assert build_method("rotate", {"degrees": 5}).degrees == 5.0
-    for name in ("oversample", "style-input", "style-feature"):
+    for name in ("oversample", "style-input", "style-feature", "focus"):
         assert build_method("online", {"inner": name}).inner.name == name
     assert set(METHOD_NAMES) == {
         "baseline",
@@ -63,6 +64,7 @@ def test_build_method_names_and_errors(tmp_path):
         "oversample",
         "style-input",
         "style-feature",
+        "focus",
         "online",
     }
     with pytest.raises(ValueError, match="`name` to be one of"):
@@ -95,6 +97,24 @@ def test_build_method_names_and_errors(tmp_path):
         build_method("rotate", {"degrees": -1})
     with pytest.raises(ValueError, match="`floor` to be > 0"):
         build_method("online", {"inner": "oversample", "floor": 0})
+    with pytest.raises(ValueError, match="`gain` to be >= 0"):
+        build_method("online", {"inner": "focus", "gain": -1})
+
+
+def test_focus_weights_the_regions_through_pixel_index():
+    method = build_method("online", {"inner": "focus", "gain": 2.0, "rotate": 15.0})
+    assert isinstance(method.inner, Focus)
+    batch = _batch()
+    assert method.loss_weights(batch) is None  # no regions yet: plain loss
+    method.inner.set_regions("inline", _region(), (H, W))
+    rotated = method.transform_batch(batch, generator=torch.Generator().manual_seed(1))
+    weights = method.loss_weights(rotated)
+    index = rotated["pixel_index"]
+    inside = (index >= 0) & torch.from_numpy(_region())[index.clamp_min(0)]
+    inside &= rotated["label"] != 255
+    assert weights.shape == index.shape and weights.dtype == torch.float32
+    assert inside.any() and (weights[inside] == 3.0).all() and (weights[~inside] == 1.0).all()
+    assert type(build_method("baseline")).loss_weights(None, batch) is None
 
 
 def test_rotate_keeps_pixel_identity():

@@ -20,6 +20,12 @@ Scores (from :class:`segforget.dynamics.ForgettingStats` arrays):
   which is highest at hard class boundaries, while a wrong label shows as *stable*
   disagreement (on the label-corruption benchmark its AUROC is below 0.5).
 
+Scores of a run are then *opened* per section (:func:`open_scores`, a grey-level morphological
+opening with a small square, on by default): interpreters' label errors are areas (a horizon
+picked too deep along a stretch, a lens, a box), while correctly labeled but hard pixels line
+class boundaries in bands a pixel or two wide. The opening keeps a pixel's score only as high as
+the lowest score of some square around it, which removes thin bands and specks and keeps areas.
+
 Example:
     >>> import numpy as np
     >>> y = np.array([0, 0, 1, 1]); s = np.array([0.1, 0.4, 0.35, 0.8])
@@ -41,6 +47,7 @@ __all__ = [
     "label_issue_scores",
     "label_issue_components",
     "percentile_ranks",
+    "open_scores",
     "section_issue_scores",
     "rank_pixels",
     "flag_top_fraction",
@@ -159,6 +166,49 @@ def label_issue_scores(stats: Any, *, method: IssueMethod = "combined") -> np.nd
             "forgetting or combined"
         )
     return components[method]
+
+
+def open_scores(
+    scores: np.ndarray, section_shape: tuple[int, int], *, radius: int = 1
+) -> np.ndarray:
+    """Grey-level opening of per-pixel scores, section by section.
+
+    ``out[p] = max over q near p of (min over s near q of scores[s])``, where "near" is the
+    (2 * radius + 1)-square around a pixel, clipped to the section. A pixel keeps a high score
+    only when a whole square around it scores high: thin bands (hard class boundaries) and specks
+    drop to their neighbours' level, areas (mislabeled lenses, boxes, shifted bands) stay.
+    Unobserved pixels (NaN) stay NaN and count as the lowest observed score of their section.
+
+    Args:
+        scores: (P,) per-pixel scores, ``P = N * H * W``.
+        section_shape: (H, W).
+        radius: half-size of the square; 0 returns a copy.
+
+    Returns:
+        (P,) float64.
+    """
+    from scipy import ndimage
+
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(f"Expected `radius` to be an integer >= 0, got {radius!r}")
+    height, width = (int(v) for v in section_shape)
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if height < 1 or width < 1 or scores.size % (height * width):
+        raise ValueError(
+            f"Expected `scores` to hold N * {height} * {width} values (section_shape), got "
+            f"{scores.size}"
+        )
+    if radius == 0:
+        return scores.copy()
+    sections = scores.reshape(-1, height, width)
+    observed = np.isfinite(sections)
+    lowest = np.where(observed, sections, np.inf).min(axis=(1, 2))  # +inf: nothing observed
+    filled = np.where(observed, sections, np.where(np.isfinite(lowest), lowest, 0.0)[:, None, None])
+    size = (1, 2 * radius + 1, 2 * radius + 1)
+    # Outside the section counts as +inf for the minimum and -inf for the maximum: clipped squares.
+    eroded = ndimage.grey_erosion(filled, size=size, mode="constant", cval=np.inf)
+    opened = ndimage.grey_dilation(eroded, size=size, mode="constant", cval=-np.inf)
+    return np.where(observed, opened, np.nan).reshape(-1)
 
 
 def section_issue_scores(
@@ -311,6 +361,7 @@ def label_issues_from_run(
     fraction: float = 0.02,
     top_pixels: int = 1000,
     reduce: Literal["mean", "top"] = "top",
+    opening: int = 1,
 ) -> dict[str, Any]:
     """Rank a run's training pixels and sections by how likely their label is wrong.
 
@@ -322,6 +373,8 @@ def label_issues_from_run(
         fraction: share of observed pixels flagged as suspected label issues.
         top_pixels: how many of the highest-scoring pixels to list.
         reduce: section aggregation (see :func:`section_issue_scores`).
+        opening: radius of the per-section opening of the scores (:func:`open_scores`;
+            0: raw scores).
 
     Returns:
         ``{"pixels": [...], "sections": [...], "scores": {view: (P,)}, "flagged": {view: (P,)},
@@ -354,7 +407,9 @@ def label_issues_from_run(
         stats = run.stats(mode, "train", space_view)
         num_sections = int(stats.meta["num_sections"])
         height, width = (int(v) for v in stats.meta["section_shape"])
-        scores = label_issue_scores(stats, method=method)
+        scores = open_scores(
+            label_issue_scores(stats, method=method), (height, width), radius=opening
+        )
         flagged = flag_top_fraction(scores, fraction)
         out_scores[space_view], out_flagged[space_view] = scores, flagged
         spaces[space_view] = (num_sections, height, width)

@@ -10,6 +10,7 @@ from segforget.augment.base import TrainingMethod
 from segforget.augment.feature import FeatureStatsMixer, find_early_stage, insert_feature_mixer
 from segforget.augment.methods import (
     METHOD_NAMES,
+    Focus,
     Online,
     Oversample,
     RegionMethod,
@@ -39,6 +40,7 @@ __all__ = [
     "Oversample",
     "StyleInput",
     "StyleFeature",
+    "Focus",
     "Online",
     "rotate_batch",
     "batch_regions",

@@ -2,8 +2,9 @@
 
 The training loop knows nothing about individual methods: it asks the configured
 :class:`TrainingMethod` for sampling weights, passes every training batch through
-:meth:`TrainingMethod.transform_batch`, lets it wrap the model, and tells it when an epoch
-ends (with the live trackers, for online methods). ``baseline`` is the identity on all hooks.
+:meth:`TrainingMethod.transform_batch`, asks for per-pixel loss weights, lets it wrap the model,
+and tells it when an epoch ends (with the live trackers, for online methods). ``baseline`` is
+the identity on all hooks.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class TrainingMethod:
     ) -> dict[str, Any]:
         """Return the (possibly altered) training batch. Labels and pixel_index must stay valid."""
         return batch
+
+    def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Per-pixel weights of the training loss for a (transformed) batch, or None (all 1).
+
+        Returns:
+            (B, H, W) float32 weights >= 0; the loss is the weighted mean over labeled pixels.
+        """
+        return None
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Return the model to train (e.g. with a feature-statistics module inserted)."""

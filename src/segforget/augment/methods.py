@@ -8,6 +8,8 @@ space, N sections.
 - ``oversample``     sections sampled in proportion to their frequently forgotten area.
 - ``style-input``    style transfer into the frequently forgotten regions (input space).
 - ``style-feature``  channel-statistics mixing inside those regions after an early encoder stage.
+- ``focus``          the loss of those regions weighted up (``gain``), so they are fitted, not
+                     flipped back and forth.
 - ``online``         one of the region methods, its regions refreshed from the live tracker.
 
 Region methods other than ``online`` read their regions from a previous run
@@ -38,6 +40,7 @@ __all__ = [
     "Oversample",
     "StyleInput",
     "StyleFeature",
+    "Focus",
     "Online",
     "build_method",
     "rotate_batch",
@@ -50,6 +53,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "oversample",
     "style-input",
     "style-feature",
+    "focus",
     "online",
 )
 
@@ -547,10 +551,39 @@ class StyleFeature(RegionMethod):
         return batch
 
 
+class Focus(RegionMethod):
+    """Weight the training loss up inside the frequently forgotten regions.
+
+    A forgotten pixel is one the model keeps flipping between right and wrong; a larger share
+    of the gradient there makes the model settle it. Extra option: ``gain`` (1.0): the loss
+    weight of a selected pixel is ``1 + gain`` (other pixels 1), applied after rotation, so the
+    weights follow each pixel through ``pixel_index``.
+    """
+
+    name = "focus"
+    option_keys = (*_COMMON_KEYS, "gain")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.gain = _option(options, "gain", 1.0, float)
+        if self.gain < 0:
+            raise ValueError(f"Expected option `gain` to be >= 0, got {self.gain!r}")
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return self._maybe_rotate(batch, generator)
+
+    def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        if not self.regions:
+            return None
+        return 1.0 + self.gain * self.batch_regions(batch).to(torch.float32)
+
+
 class Online(TrainingMethod):
     """A region method whose regions come from the live tracker of the same run.
 
-    Options: ``inner`` (``"style-input"``; or ``"oversample"``, ``"style-feature"``),
+    Options: ``inner`` (``"style-input"``; or ``"oversample"``, ``"style-feature"``, ``"focus"``),
     ``warmup`` (2: first refresh after this many epochs), ``every`` (1: refresh period in
     epochs), ``mode`` (tracker mode preferred, ``"epoch"``; the other is used when absent),
     plus the inner method's options (``regions`` is not allowed).
@@ -597,6 +630,9 @@ class Online(TrainingMethod):
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         return self.inner.wrap_model(model)
+
+    def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        return self.inner.loss_weights(batch)
 
     def on_epoch_end(self, epoch: int, trackers: Mapping[str, Any]) -> None:
         """Refresh the regions from ``trackers`` (keys ``"<mode>/train/<view>"``).
@@ -647,6 +683,7 @@ _REGION_METHODS: dict[str, type[RegionMethod]] = {
     "oversample": Oversample,
     "style-input": StyleInput,
     "style-feature": StyleFeature,
+    "focus": Focus,
 }
 
 

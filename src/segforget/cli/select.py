@@ -178,6 +178,9 @@ def label_issues_command(
     fraction: float = typer.Option(0.02, help="Share of observed pixels flagged as suspected."),
     top_pixels: int = typer.Option(1000, help="Pixels listed in pixels.csv."),
     display: int = typer.Option(4, help="Sections shown in issues.png."),
+    opening: int = typer.Option(
+        1, help="Radius of the per-section opening of the scores (0: raw scores)."
+    ),
     out: Path | None = typer.Option(None, help="Output folder (default RUN/label_issues)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
@@ -197,12 +200,20 @@ def label_issues_command(
         raise ValueError(f"Expected `--fraction` to be in [0, 1], got {fraction}")
     if top_pixels < 1:
         raise ValueError(f"Expected `--top-pixels` to be >= 1, got {top_pixels}")
+    if opening < 0:
+        raise ValueError(f"Expected `--opening` to be >= 0, got {opening}")
     _check_run_dir(run_dir)
     out_dir = out if out is not None else run_dir / "label_issues"
     _check_free(out_dir, force)
     run = load_run(run_dir)
     result = label_issues_from_run(
-        run, method=method, mode=mode, view=view, fraction=fraction, top_pixels=top_pixels
+        run,
+        method=method,
+        mode=mode,
+        view=view,
+        fraction=fraction,
+        top_pixels=top_pixels,
+        opening=opening,
     )
     write_label_issues(run, result, out_dir, num_display=display, overwrite=force)
     for row in result["sections"][:10]:

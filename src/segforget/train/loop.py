@@ -41,7 +41,15 @@ from segforget.train.checkpoint import (
 from segforget.train.config import RunConfig
 from segforget.train.distributed import DistributedContext, setup_distributed, shard
 
-__all__ = ["Trainer", "train", "resume", "resolve_device", "build_method", "read_config"]
+__all__ = [
+    "Trainer",
+    "train",
+    "resume",
+    "resolve_device",
+    "build_method",
+    "read_config",
+    "segmentation_loss",
+]
 
 #: Files and folders of a run directory (see DESIGN.md "Run directory").
 CONFIG_FILE = "config.yaml"
@@ -99,6 +107,43 @@ def build_method(name: str, options: dict[str, Any]) -> Any:
             ) from None
         return TrainingMethod()
     return build(name, options)
+
+
+def segmentation_loss(
+    logits: torch.Tensor,
+    label: torch.Tensor,
+    *,
+    class_weights: torch.Tensor | None,
+    ignore_index: int,
+    pixel_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of a batch: class weights, ignored pixels, optional per-pixel weights.
+
+    Args:
+        logits: (B, K, H, W).
+        label: (B, H, W) int64; ``ignore_index`` pixels do not count.
+        class_weights: (K,) or None.
+        pixel_weights: (B, H, W) weights >= 0 from the training method, or None.
+
+    Returns:
+        The weighted mean ``sum(p * w_c * l) / sum(p * w_c)`` over labeled pixels (``p`` pixel
+        weight, ``w_c`` class weight, ``l`` per-pixel loss) -- torch's mean reduction when
+        there are no pixel weights; 0 (keeping the graph) when nothing counts.
+    """
+    labeled = label != ignore_index
+    if not bool(labeled.any()):
+        # Every pixel ignored (e.g. a fully rotated-out crop): no signal, but keep the graph.
+        return logits.sum() * 0.0
+    if pixel_weights is None:
+        return F.cross_entropy(logits, label, weight=class_weights, ignore_index=ignore_index)
+    losses = F.cross_entropy(logits, label, ignore_index=ignore_index, reduction="none")
+    weights = pixel_weights.to(losses.dtype) * labeled
+    if class_weights is not None:
+        weights = weights * class_weights[label.clamp(0, len(class_weights) - 1)]
+    total = weights.sum()
+    if not bool(total > 0):
+        return logits.sum() * 0.0
+    return (weights * losses).sum() / total
 
 
 def _class_weights(config: RunConfig, num_classes: int) -> torch.Tensor | None:
@@ -349,12 +394,15 @@ class Trainer:
         )
         return -(-count // self.context.world_size)
 
-    def _loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        if not bool((label != self.data.ignore_index).any()):
-            # Every pixel ignored (e.g. a fully rotated-out crop): no signal, but keep the graph.
-            return logits.sum() * 0.0
-        return F.cross_entropy(
-            logits, label, weight=self.class_weights, ignore_index=self.data.ignore_index
+    def _loss(
+        self, logits: torch.Tensor, label: torch.Tensor, pixel_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return segmentation_loss(
+            logits,
+            label,
+            class_weights=self.class_weights,
+            ignore_index=self.data.ignore_index,
+            pixel_weights=pixel_weights,
         )
 
     def train_epoch(self) -> float:
@@ -367,8 +415,11 @@ class Trainer:
             batch = self.method.transform_batch(batch, generator=self.augment_generator)
             image = batch["image"].to(self.device, non_blocking=True)
             label = batch["label"].to(self.device, non_blocking=True)
+            weights = self.method.loss_weights(batch)
+            if weights is not None:
+                weights = weights.to(self.device, non_blocking=True)
             logits = self.train_model(image)  # (B, K, H, W)
-            loss = self._loss(logits, label)
+            loss = self._loss(logits, label, weights)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.train.grad_clip is not None:
