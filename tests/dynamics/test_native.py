@@ -225,3 +225,16 @@ def test_source_is_packaged():
     source = Path(_native.__file__).with_name("_observe.c")
     assert source.is_file()
     assert "segforget_observe_targets" in source.read_text()
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+def test_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    code = "from segforget.dynamics import ForgettingTracker; print(ForgettingTracker(4, 2).native)"
+    done = _python(code, {"SEGFORGET_CACHE": str(blocker / "sub"), "TMPDIR": str(temporary)})
+    assert done.stdout.strip() == "True", done.stderr
+    built = list(temporary.glob("segforget-*/observe-*.so"))
+    assert len(built) == 1

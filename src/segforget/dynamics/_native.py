@@ -53,6 +53,12 @@ def _cache_dir() -> Path:
     return Path(base) / "segforget"
 
 
+def _fallback_dir() -> Path:
+    """A per-user folder under the temporary directory, when the cache is not writable."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"segforget-{user}"
+
+
 def _compiler() -> str | None:
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if name and shutil.which(name):
@@ -133,8 +139,8 @@ def load() -> ctypes.CDLL | None:
             if not target.exists():
                 try:
                     _build(source, compiler, target)
-                except PermissionError:
-                    target = Path(tempfile.gettempdir()) / f"segforget-{os.getuid()}" / target.name
+                except OSError:  # cache not writable (read-only home, a file in the way)
+                    target = _fallback_dir() / target.name
                     if not target.exists():
                         _build(source, compiler, target)
             library = ctypes.CDLL(str(target))
