@@ -11,6 +11,7 @@ from segforget.augment import (
     Focus,
     Online,
     Oversample,
+    RegionChain,
     StyleFeature,
     StyleInput,
     TrainingMethod,
@@ -280,3 +281,38 @@ def test_region_methods_read_a_previous_run(tmp_path):
     missing = build_method("oversample", {"regions": str(tmp_path / "run"), "mode": "presentation"})
     with pytest.raises(FileNotFoundError, match="dynamics store"):
         missing.setup(data=_Data(), num_classes=3, ignore_index=255, seed=0)
+
+
+def test_region_chain_combines_members_on_shared_regions():
+    method = build_method(
+        "online",
+        {"inner": "oversample+focus", "gain": 2.0, "floor": 0.5, "rotate": 15.0, "warmup": 1},
+    )
+    chain = method.inner
+    assert isinstance(chain, RegionChain) and chain.name == "oversample+focus"
+    oversample, focus = chain.members
+    assert isinstance(oversample, Oversample) and isinstance(focus, Focus)
+    assert oversample.rotate_degrees == 0.0 and focus.rotate_degrees == 15.0  # rotated once
+    events = np.zeros(N * H * W, dtype=np.int64)
+    events[_region()] = 3
+    method.on_epoch_end(0, {"epoch/train/inline": _FakeTracker(events, {"section_shape": [H, W]})})
+    for member in chain.members:
+        assert member.regions["inline"].any()
+        assert torch.equal(member.regions["inline"], oversample.regions["inline"])
+    sections = np.arange(N)
+    np.testing.assert_array_equal(
+        method.sampler_weights("inline", sections), oversample.sampler_weights("inline", sections)
+    )
+    batch = method.transform_batch(_batch(), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(method.loss_weights(batch), focus.loss_weights(batch))
+    assert (method.loss_weights(batch) == 3.0).any()
+    clone = build_method("online", {"inner": "oversample+focus"})
+    clone.load_state_dict(method.state_dict())
+    for member in clone.inner.members:
+        assert torch.equal(member.regions["inline"], oversample.regions["inline"])
+    with pytest.raises(ValueError, match="joined by '\\+'"):
+        build_method("online", {"inner": "focus+focus"})
+    with pytest.raises(ValueError, match="joined by '\\+'"):
+        build_method("online", {"inner": "focus+rotate"})
+    with pytest.raises(ValueError, match="unknown \\['degrees'\\]"):
+        build_method("online", {"inner": "oversample+focus", "degrees": 3})

@@ -29,6 +29,7 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
     method_run = load_run(tmp_path / "demo" / "online")
     assert method_run.config["method"]["name"] == "online"
+    assert method_run.config["method"]["options"] == {"inner": "focus"}  # the demo's choice
     assert result["metrics"]["online"]["test"]["miou"] == method_run.metrics["test"]["miou"]
     assert result["report"].is_file()
     assert f"report: {result['report']}" in text

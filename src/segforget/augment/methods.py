@@ -42,6 +42,7 @@ __all__ = [
     "StyleFeature",
     "Focus",
     "Online",
+    "RegionChain",
     "build_method",
     "rotate_batch",
     "batch_regions",
@@ -593,10 +594,11 @@ class Online(TrainingMethod):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         inner_name = _option(options, "inner", "style-input", str)
-        if inner_name not in _REGION_METHODS:
+        names = inner_name.split("+")
+        if any(n not in _REGION_METHODS for n in names) or len(set(names)) != len(names):
             raise ValueError(
-                f"Expected option `inner` to be one of {sorted(_REGION_METHODS)}, "
-                f"got {inner_name!r}"
+                f"Expected option `inner` to be one of {sorted(_REGION_METHODS)} or several "
+                f"joined by '+' (e.g. 'oversample+focus'), got {inner_name!r}"
             )
         if options.get("regions") is not None:
             raise ValueError(
@@ -610,7 +612,7 @@ class Online(TrainingMethod):
                 f"Expected options `warmup` and `every` to be >= 1, got {self.warmup}, {self.every}"
             )
         inner_options = {k: v for k, v in options.items() if k not in ("inner", "warmup", "every")}
-        self.inner: RegionMethod = _REGION_METHODS[inner_name](inner_options, online=True)
+        self.inner: RegionMethod = _build_region_method(names, inner_options, online=True)
         self.refreshes = 0
 
     @property
@@ -679,6 +681,86 @@ class Online(TrainingMethod):
         self.refreshes = int(state.get("refreshes", 0))
 
 
+class RegionChain(RegionMethod):
+    """Several region methods on the same regions, e.g. ``oversample+focus``: sampling
+    weights and loss weights multiply, batch changes and model wrappers apply in order. Each
+    member gets the options it knows; ``rotate`` is applied once, by the last member."""
+
+    def __init__(self, members: list[RegionMethod]) -> None:
+        if len(members) < 2:
+            raise ValueError(f"Expected at least two region methods, got {len(members)}")
+        self.members = members
+        self.name = "+".join(m.name for m in members)
+        first = members[0]
+        self.region_options, self.mode, self.source = first.region_options, first.mode, None
+        self.option_keys = tuple(dict.fromkeys(k for m in members for k in m.option_keys))
+
+    @property
+    def regions(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return self.members[0].regions
+
+    @property
+    def section_shapes(self) -> dict[str, tuple[int, int]]:  # type: ignore[override]
+        return self.members[0].section_shapes
+
+    @property
+    def space_shapes(self) -> dict[str, tuple[int, int]]:  # type: ignore[override]
+        return self.members[0].space_shapes
+
+    def set_regions(self, view: str, region: np.ndarray, section_shape: tuple[int, int]) -> None:
+        for member in self.members:
+            member.set_regions(view, region, section_shape)
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        for member in self.members:
+            member.setup(data=data, num_classes=num_classes, ignore_index=ignore_index, seed=seed)
+
+    def sampler_weights(self, view: str, sections: np.ndarray) -> np.ndarray | None:
+        found = [m.sampler_weights(view, sections) for m in self.members]
+        found = [w for w in found if w is not None]
+        return None if not found else np.prod(np.stack(found), axis=0)
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        for member in self.members:
+            batch = member.transform_batch(batch, generator=generator)
+        return batch
+
+    def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        found = [m.loss_weights(batch) for m in self.members]
+        found = [w for w in found if w is not None]
+        return None if not found else torch.stack(found).prod(dim=0)
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        for member in self.members:
+            model = member.wrap_model(model)
+        return model
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.members[0].state_dict()  # the members share their regions
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for member in self.members:
+            member.load_state_dict(state)
+
+
+def _build_region_method(
+    names: list[str], options: Mapping[str, Any], *, online: bool
+) -> RegionMethod:
+    """One region method, or a :class:`RegionChain` of several (options split by member)."""
+    if len(names) == 1:
+        return _REGION_METHODS[names[0]](options, online=online)
+    members = []
+    for position, name in enumerate(names):
+        keys = _REGION_METHODS[name].option_keys
+        own = {k: v for k, v in options.items() if k in keys}
+        if position < len(names) - 1:
+            own.pop("rotate", None)  # rotate once, at the end
+        members.append(_REGION_METHODS[name](own, online=online))
+    return RegionChain(members)
+
+
 _REGION_METHODS: dict[str, type[RegionMethod]] = {
     "oversample": Oversample,
     "style-input": StyleInput,
@@ -717,7 +799,9 @@ def build_method(name: str, options: Mapping[str, Any] | None = None) -> Trainin
         allowed = Rotate.option_keys
     elif name == "online":
         inner = options.get("inner", "style-input")
-        inner_keys = _REGION_METHODS[inner].option_keys if inner in _REGION_METHODS else ()
+        parts = [p for p in (inner.split("+") if isinstance(inner, str) else []) if p]
+        known = [_REGION_METHODS[p] for p in parts if p in _REGION_METHODS]
+        inner_keys = tuple(k for method in known for k in method.option_keys)
         allowed = ("inner", "warmup", "every", *inner_keys)
     else:
         allowed = _REGION_METHODS[name].option_keys
