@@ -10,10 +10,13 @@ present) and with the torch path (``native=False``, the path on GPU and without 
 - fast path:    ``tracker.update_blocks(pred, target, offsets)`` (sections are contiguous blocks)
 - update, h-flipped: ``tracker.update`` on horizontally flipped sections (the common
   augmentation; a CPU tracker detects them as blocks, flips the inputs back, takes the fast path)
-- scatter path: ``tracker.update(pred, target, pixel_index)`` with upside-down sections (not a
-  contiguous run, so the general scatter path runs; same memory access pattern as the naive
-  reference). On CPU it scatters the observations into dense windows of the pixel space (the
-  samples' index ranges are compact) and updates them like blocks;
+- update, upside-down: ``tracker.update`` on vertically flipped sections (not a contiguous
+  block; with the fused kernel every row is a run of the pixel space, so the row-run route
+  updates each row in place; the torch path scatters them into windows);
+- scatter path: ``tracker.update(pred, target, pixel_index)`` on sections rotated by 5 degrees
+  (nearest pixel, -1 outside: rows are not runs, so the general scatter path runs). On CPU it
+  scatters the observations into dense windows of the pixel space (the samples' index ranges
+  are compact) and updates them like blocks;
 - scatter path, gather/scatter route: the same with windows turned off: gathers the state,
   reduces duplicates, scatters it back (the route on GPU, and on CPU for entries spread over
   the whole pixel space)
@@ -113,6 +116,20 @@ def make_batches(rng, sections: int, height: int, width: int, batch: int, count:
     return batches
 
 
+def rotated_index(chosen, height: int, width: int, *, degrees: float = 5.0) -> torch.Tensor:
+    """pixel_index (B, H, W) of whole sections rotated about their centre (nearest source
+    pixel; -1 where the source falls outside, like a rotation augmentation)."""
+    rad = np.deg2rad(degrees)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    src_x = np.rint(np.cos(rad) * (xs - cx) + np.sin(rad) * (ys - cy) + cx).astype(np.int64)
+    src_y = np.rint(-np.sin(rad) * (xs - cx) + np.cos(rad) * (ys - cy) + cy).astype(np.int64)
+    inside = (src_x >= 0) & (src_x < width) & (src_y >= 0) & (src_y < height)
+    ramp = torch.as_tensor(np.where(inside, src_y * width + src_x, -1))
+    index = torch.as_tensor(chosen).view(-1, 1, 1) * (height * width) + ramp
+    return torch.where(ramp >= 0, index, torch.full_like(index, -1))
+
+
 def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Tensor:
     """pixel_index (B, H, W) of whole sections flipped along ``dim`` (-2: upside down, not a
     contiguous run, so the scatter path runs; -1: horizontal flip, detected as blocks)."""
@@ -121,9 +138,10 @@ def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Te
 
 
 def bench_tracker(
-    batches, num_pixels: int, args, *, flip: int | None, windows: bool = True, native: bool
+    batches, num_pixels: int, args, *, flip, windows: bool = True, native: bool
 ) -> tuple[float, float, int]:
-    """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index; ``windows``
+    """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index; "rotate": a
+    rotated pixel_index; ``windows``
     False: the scatter path's gather/scatter route even on CPU; ``native``: the fused C kernel
     (else the torch path)."""
     slack = _tracker._WINDOW_SLACK
@@ -134,7 +152,7 @@ def bench_tracker(
         _tracker._WINDOW_SLACK = slack
 
 
-def _bench_tracker(batches, num_pixels: int, args, *, flip: int | None, native: bool):
+def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool):
     device = torch.device(args.device)
     block = args.height * args.width
     tracker = ForgettingTracker(num_pixels, args.classes, device=device, native=native)
@@ -143,7 +161,9 @@ def _bench_tracker(batches, num_pixels: int, args, *, flip: int | None, native: 
     for chosen, pred, target in batches:
         offsets = [int(c) * block for c in chosen]
         index = None
-        if flip is not None:
+        if flip == "rotate":
+            index = rotated_index(chosen, args.height, args.width).to(device)
+        elif flip is not None:
             index = flipped_index(chosen, args.height, args.width, dim=flip).to(device)
         if flip == -1:  # the samples themselves are mirrored, like their pixel_index
             pred, target = pred.flip(-1), target.flip(-1)
@@ -231,10 +251,11 @@ def main() -> None:
         cases = {
             "fast path (update_blocks)": dict(flip=None),
             "update, h-flipped sections": dict(flip=-1),
-            "scatter path (update)": dict(flip=-2),
+            "update, upside-down sections": dict(flip=-2),
+            "scatter path (rotated 5 deg)": dict(flip="rotate"),
         }
         if not native:  # the gather/scatter route has no fused kernel
-            cases["  gather/scatter route"] = dict(flip=-2, windows=False)
+            cases["  gather/scatter route"] = dict(flip="rotate", windows=False)
         print(f"timing the {kernel} ...", flush=True)
         rows.append((f"[{kernel}]", None))
         for name, case in cases.items():

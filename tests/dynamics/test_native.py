@@ -37,6 +37,15 @@ def _updates(rng, *, layout: str, ignore_index: int, steps: int = 10):
             index[2] = index[1]
             index[:, 0, 0] = -1
             index[0] = -1 if rng.random() < 0.2 else index[0]  # a sample of padding only
+        elif layout == "vflip":  # upside down: every row a run, the row-run route
+            index = index[:, ::-1]
+            pred, target = pred[:, ::-1], target[:, ::-1]
+        elif layout == "crop-rows":  # 2 x 3 crops, some mirrored: runs of 3 pixels
+            top, left = rng.integers(0, 2), rng.integers(0, 3)
+            index = index[:, top : top + 2, left : left + 3]
+            pred, target = pred[:, :2, :3], target[:, :2, :3]
+            if rng.random() < 0.5:
+                index = index[..., ::-1]
         elif layout == "spread":  # entries all over the pixel space: gather/scatter route
             index = rng.integers(-1, sections * block, size=index.shape)
         pred, target, index = (np.ascontiguousarray(a) for a in (pred, target, index))
@@ -70,7 +79,8 @@ CASES = [
 
 @pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
 @pytest.mark.parametrize(
-    "layout", ["blocks", "contiguous", "flipped", "crops", "spread", "all-observed"]
+    "layout",
+    ["blocks", "contiguous", "flipped", "vflip", "crop-rows", "crops", "spread", "all-observed"],
 )
 @pytest.mark.parametrize(("dtype", "ignore_index"), CASES)
 def test_native_equals_torch_path_and_reference(layout, dtype, ignore_index):
@@ -238,3 +248,27 @@ def test_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path):
     assert done.stdout.strip() == "True", done.stderr
     built = list(temporary.glob("segforget-*/observe-*.so"))
     assert len(built) == 1
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+@pytest.mark.parametrize(
+    ("layout", "expected"), [("vflip", True), ("crop-rows", True), ("crops", False)]
+)
+def test_row_runs_route_only_without_overlap(layout, expected, monkeypatch):
+    """Rows that are runs of the pixel space take the row route; overlapping runs (a section
+    twice in a batch) and padded rows fall back to the windows (same statistics either way,
+    see the equivalence test)."""
+    rng = np.random.default_rng(9)
+    updates, num_pixels, classes = _updates(rng, layout=layout, ignore_index=255, steps=4)
+    tracker = ForgettingTracker(num_pixels, classes, native=True)
+    taken = []
+    original = tracker._rows_native
+
+    def spy(*args):
+        taken.append(original(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(tracker, "_rows_native", spy)
+    for pred, target, index, _ in updates:
+        tracker.update(torch.as_tensor(pred), torch.as_tensor(target), torch.as_tensor(index))
+    assert taken == [expected] * 4

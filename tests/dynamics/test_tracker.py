@@ -268,7 +268,7 @@ def test_contiguous_and_flipped_sections_take_the_block_path(monkeypatch):
     tracker.update_blocks(target, target, [15, 45])
     assert tracker.compute().observations.sum() == 2 * 30 + 30
     with pytest.raises(AssertionError, match="scatter path used"):
-        tracker.update(target, target, index.flip(-2))
+        tracker.update(target, target, index.transpose(-1, -2).reshape(index.shape))
 
 
 def test_update_blocks_with_overlapping_blocks_reduces_duplicates(scatter_route):

@@ -624,7 +624,8 @@ def _train_on_sections(
 
     Each epoch is ``steps_per_epoch`` batches drawn with replacement from the labeled sections,
     so that every round trains the same number of steps whatever the labeled-set size (small
-    labeled sets would otherwise get almost no updates).
+    labeled sets would otherwise get almost no updates); the learning rate decays to 0 along a
+    cosine over all steps.
 
     Returns:
         (model, ForgettingStats of the pool's pixel space or None).
@@ -641,6 +642,9 @@ def _train_on_sections(
     model = build_model(model_name, in_channels=data.in_channels, num_classes=data.num_classes)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # Cosine decay to 0 over the round: every point is a settled model, not a snapshot of Adam
+    # still moving at full learning rate (which made curves drop as sections were added).
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     # Own generators for flips and order: the pool passes must not shift the training randomness,
     # so that strategies differ only by the sections they chose.
     flip = HorizontalFlip(generator=torch.Generator().manual_seed(seed + 1))
@@ -663,6 +667,7 @@ def _train_on_sections(
             loss = loss_fn(logits, batch["label"].to(device))
             loss.backward()
             optimizer.step()
+            schedule.step()
         if tracker is not None:
             model.eval()
             with torch.no_grad():

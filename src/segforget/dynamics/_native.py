@@ -35,6 +35,8 @@ __all__ = [
     "observe_codes",
     "index_bounds",
     "scatter_codes",
+    "row_runs",
+    "observe_rows",
 ]
 
 _SOURCE = "_observe.c"
@@ -111,6 +113,12 @@ def _declare(library: ctypes.CDLL) -> None:
     library.segforget_scatter_codes.restype = None
     library.segforget_observe_codes.argtypes = [i64, ptr, ptr, *([ptr] * 7)]
     library.segforget_observe_codes.restype = i32
+    library.segforget_row_runs.argtypes = [i64, i64, ptr, ptr, ptr]
+    library.segforget_row_runs.restype = i64
+    library.segforget_observe_rows.argtypes = [i64, i64, ptr, ptr, ptr, ptr, i32, ptr, i32, i64]
+    library.segforget_observe_rows.argtypes += [i32]
+    library.segforget_observe_rows.argtypes += [ptr] * 7
+    library.segforget_observe_rows.restype = i32
 
 
 def load() -> ctypes.CDLL | None:
@@ -296,6 +304,65 @@ def scatter_codes(
         code.data_ptr(),
         window_classes.data_ptr(),
     )
+
+
+def row_runs(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Whether every row of a contiguous (R, W) int64 CPU ``index`` is a contiguous run of the
+    pixel space, forwards or backwards (whole sections, flips, crops, shifts): the first pixel
+    (R,) int64 and direction (R,) int8 (1 forwards, -1 backwards) of each row, or None as soon
+    as one row is not a run."""
+    library = _require()
+    rows, width = index.shape
+    start = torch.empty(rows, dtype=torch.int64)
+    direction = torch.empty(rows, dtype=torch.int8)
+    found = library.segforget_row_runs(
+        rows, width, index.data_ptr(), start.data_ptr(), direction.data_ptr()
+    )
+    return (start, direction) if found == rows else None
+
+
+def observe_rows(
+    state,
+    order: torch.Tensor,
+    start: torch.Tensor,
+    direction: torch.Tensor,
+    classes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+) -> None:
+    """One observation of R non-overlapping runs of W pixels (see :func:`row_runs`).
+
+    Args:
+        state: views of the whole pixel space (pixel p at position p), (P,) each.
+        order: (R,) int64 order in which rows are applied (ascending ``start`` is fastest).
+        start, direction: (R,) from :func:`row_runs`.
+        classes, target: R x W integer entries, row r observing the run of row r.
+        ignore_index: target value of unobserved pixels.
+    """
+    library = _require()
+    ignore_byte = 0 <= ignore_index <= 255
+    classes = _kernel_integers(classes, keep_wide=False)
+    target = _kernel_integers(target, keep_wide=not ignore_byte)
+    rows = start.numel()
+    width = target.numel() // rows if rows else 0
+    order = order.contiguous()  # bound to a name: its memory must outlive the call
+    code = library.segforget_observe_rows(
+        rows,
+        width,
+        order.data_ptr(),
+        start.data_ptr(),
+        direction.data_ptr(),
+        classes.data_ptr(),
+        classes.element_size(),
+        target.data_ptr(),
+        target.element_size(),
+        ignore_index,
+        int(ignore_byte),
+        *_state_pointers(state),
+    )
+    if code != 0:  # pragma: no cover - the dtypes are normalized above
+        raise RuntimeError("fused kernel rejected its inputs")
 
 
 def _kernel_integers(values: torch.Tensor, *, keep_wide: bool) -> torch.Tensor:

@@ -17,7 +17,7 @@
 #define VECTOR_CLONES
 #endif
 
-#define STAGE 4096 /* pixels converted per chunk: the staged bytes stay in L1 */
+#define STAGE 1024 /* pixels staged per chunk: in L1, and little stack (threads may have small stacks) */
 
 typedef struct {
     uint16_t *observations, *correct, *forgetting, *switches, *first_learned;
@@ -230,6 +230,60 @@ int segforget_observe_codes(int64_t n, const uint8_t *code, const uint8_t *cls,
         int64_t m = n - at < STAGE ? n - at : STAGE;
         codes_to_bytes(m, code + at, ok, seen);
         step_state(m, at, cls + at, ok, seen, &s);
+    }
+    return 0;
+}
+
+/* Whether each of `rows` rows of `width` entries of `index` is a contiguous run of the pixel
+ * space: direction[r] = 1 when index[r][j] == index[r][0] + j for all j (start[r] =
+ * index[r][0]), -1 when index[r][j] == index[r][0] - j (start[r] = index[r][0] - width + 1),
+ * else the scan stops. Returns the number of rows found to be runs (= rows when all are). */
+VECTOR_CLONES
+int64_t segforget_row_runs(int64_t rows, int64_t width, const int64_t *restrict index,
+                           int64_t *restrict start, int8_t *restrict direction) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t *row = index + r * width;
+        int64_t first = row[0];
+        int forward = 1, backward = 1;
+        for (int64_t j = 0; j < width; j++) {
+            forward &= row[j] == first + j;
+            backward &= row[j] == first - j;
+        }
+        if (forward) {
+            direction[r] = 1;
+            start[r] = first;
+        } else if (backward) {
+            direction[r] = -1;
+            start[r] = first - (width - 1);
+        } else {
+            return r;
+        }
+    }
+    return rows;
+}
+
+/* One observation of `rows` runs of `width` pixels: input row r (classes and targets, 1 or 8
+ * bytes each) goes to the pixels start[r] .. start[r] + width - 1 of the state (reversed when
+ * direction[r] is -1). Rows are visited in the given `order` (ascending start: the state is
+ * then walked forwards, which the hardware prefetcher follows). The runs must not overlap. */
+int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, const int64_t *start,
+                           const int8_t *direction, const void *classes, int class_bytes,
+                           const void *target, int target_bytes, int64_t ignore, int ignore_byte,
+                           uint16_t *observations, uint16_t *correct, uint16_t *forgetting,
+                           uint16_t *switches, uint16_t *first_learned, uint8_t *last_prediction,
+                           uint8_t *flags) {
+    if ((class_bytes != 1 && class_bytes != 8) || (target_bytes != 1 && target_bytes != 8))
+        return -1;
+    const char *cp = classes, *tp = target;
+    for (int64_t k = 0; k < rows; k++) {
+        int64_t r = order[k], at = start[r];
+
+        int code = segforget_observe_targets(
+            1, width, direction[r] < 0, cp + r * width * class_bytes, class_bytes,
+            tp + r * width * target_bytes, target_bytes, ignore, ignore_byte, observations + at,
+            correct + at, forgetting + at, switches + at, first_learned + at,
+            last_prediction + at, flags + at);
+        if (code) return code;
     }
     return 0;
 }

@@ -340,6 +340,10 @@ class ForgettingTracker:
             if offsets is not None:
                 self._apply_blocks(batch, offsets)
                 return
+            # With the fused kernel, rows that are runs of the pixel space (flips, crops) are
+            # updated in place; this also covers horizontally flipped whole sections.
+            if self.native and self._rows_native(batch, pixel_index):
+                return
             # Horizontally flipped whole sections (the common augmentation) are blocks too,
             # once the inputs are flipped back (per run of blocks, as bytes: cheaper to flip).
             offsets = _block_offsets(pixel_index, self.num_pixels, self._workspace, flipped=True)
@@ -560,6 +564,38 @@ class ForgettingTracker:
         self._scatter(
             index, correct, classes, observed, prob, margin, samples=samples, bounds=bounds
         )
+
+    def _rows_native(self, batch: _Batch, pixel_index: torch.Tensor) -> bool:
+        """Row-run route of the fused kernel: when every row of every sample is a contiguous
+        run of the pixel space, forwards or backwards (vertical and horizontal flips, crops,
+        shifts of whole sections), and no two runs overlap, each row updates its run in place:
+        no scatter, no windows. False (nothing done) otherwise, found with a scan that stops
+        at the first row that is not a run."""
+        width = pixel_index.shape[-1]
+        index = pixel_index.reshape(-1, width) if width else pixel_index.reshape(0, 0)
+        if index.numel() == 0 or self._overflow_possible():
+            return False
+        runs = _native.row_runs(index.contiguous())
+        if runs is None:
+            return False
+        start, direction = runs
+        ordered, order = torch.sort(start)
+        if int(ordered[0]) < 0 or int(ordered[-1]) + width > self.num_pixels:
+            return False  # the scatter path reports or drops such indices
+        if ordered.numel() > 1 and int((ordered[1:] - ordered[:-1]).min()) < width:
+            return False  # overlapping runs: duplicates, reduced by the scatter path
+        self._reserve()
+        _native.observe_rows(
+            _select(self._state, self._pixels),
+            order,
+            start,
+            direction,
+            batch.classes,
+            batch.target,
+            ignore_index=self.ignore_index,
+        )
+        self._max_observations += 1
+        return True
 
     def _scatter_native(self, batch: _Batch, pixel_index: torch.Tensor) -> bool:
         """The CPU windows route with the fused kernel, straight from the raw classes and
