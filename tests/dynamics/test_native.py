@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynamics import reference as ref
 from segforget.dynamics import ForgettingTracker, _native
@@ -272,3 +274,66 @@ def test_row_runs_route_only_without_overlap(layout, expected, monkeypatch):
     for pred, target, index, _ in updates:
         tracker.update(torch.as_tensor(pred), torch.as_tensor(target), torch.as_tensor(index))
     assert taken == [expected] * 4
+
+
+LAYOUTS = ("block", "hflip", "vflip", "crop", "shuffle", "repeat")
+
+
+@st.composite
+def _layout_updates(draw):
+    """Steps of 2 samples of 3 x 4 pixels from 4 sections, each step in a drawn layout, with
+    ignored targets and padding: every route of the native and the torch path."""
+    sections, height, width = 4, 3, 4
+    steps = []
+    for _ in range(draw(st.integers(1, 6))):
+        layout = draw(st.sampled_from(LAYOUTS))
+        chosen = draw(st.permutations(range(sections)))[:2]
+        ramp = np.arange(height * width).reshape(height, width)
+        index = np.stack([s * height * width + ramp for s in chosen])
+        if layout == "hflip":
+            index = index[..., ::-1]
+        elif layout == "vflip":
+            index = index[:, ::-1]
+        elif layout == "crop":
+            index = index[:, 1:, 1:3]
+        elif layout == "shuffle":
+            order = draw(st.permutations(range(index.size)))
+            index = index.reshape(-1)[list(order)].reshape(index.shape)
+        elif layout == "repeat":
+            index = np.stack([index[0], index[0]])
+        index = np.ascontiguousarray(index)
+        shape = index.shape
+        flat = draw(st.lists(st.integers(0, 2), min_size=index.size, max_size=index.size))
+        target = np.array(flat).reshape(shape)
+        flat = draw(st.lists(st.integers(0, 2), min_size=index.size, max_size=index.size))
+        pred = np.array(flat).reshape(shape)
+        masks = draw(
+            st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=index.size, max_size=index.size)
+        )
+        masks = np.array(masks).reshape(shape)
+        target = np.where(masks == 1, 255, target)
+        index = np.where(masks == 2, -1, index)
+        steps.append((pred, target, index))
+    return steps
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+@settings(max_examples=120, deadline=None)
+@given(_layout_updates(), st.sampled_from([torch.int64, torch.uint8]))
+def test_native_equals_torch_on_any_layout(steps, dtype):
+    trackers = [ForgettingTracker(48, 3, native=native) for native in (True, False)]
+    for pred, target, index in steps:
+        for tracker in trackers:
+            tracker.update(
+                torch.as_tensor(pred).to(dtype),
+                torch.as_tensor(target).to(dtype),
+                torch.as_tensor(index),
+            )
+    ours, theirs = (t.state_dict() for t in trackers)
+    for name, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(ours[name], value), name
+    expected = ref.statistics(ref.sequences(steps, 48))
+    stats = trackers[0].compute()
+    for name in ref.INT_FIELDS:
+        np.testing.assert_array_equal(getattr(stats, name), expected[name], err_msg=name)
