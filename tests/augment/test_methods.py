@@ -57,7 +57,7 @@ def _region():
 def test_build_method_names_and_errors(tmp_path):
     assert type(build_method("baseline", {})) is TrainingMethod
     assert build_method("rotate", {"degrees": 5}).degrees == 5.0
-    for name in ("oversample", "style-input", "style-feature", "focus"):
+    for name in ("oversample", "style-input", "style-feature", "focus", "paste"):
         assert build_method("online", {"inner": name}).inner.name == name
     assert set(METHOD_NAMES) == {
         "baseline",
@@ -66,6 +66,7 @@ def test_build_method_names_and_errors(tmp_path):
         "style-input",
         "style-feature",
         "focus",
+        "paste",
         "online",
     }
     with pytest.raises(ValueError, match="`name` to be one of"):
@@ -316,3 +317,34 @@ def test_region_chain_combines_members_on_shared_regions():
         build_method("online", {"inner": "focus+rotate"})
     with pytest.raises(ValueError, match="unknown \\['degrees'\\]"):
         build_method("online", {"inner": "oversample+focus", "degrees": 3})
+
+
+def test_paste_moves_donor_regions_with_their_identity():
+    method = build_method("online", {"inner": "paste", "p": 1.0})
+    batch = _batch()
+    assert method.transform_batch(batch, generator=torch.Generator().manual_seed(0)) is batch
+    method.inner.set_regions("inline", _region(), (H, W))
+    regions = method.inner.batch_regions(batch)  # sections 1 and 3 have regions, 4 none
+    out = method.transform_batch(batch, generator=torch.Generator().manual_seed(0))
+    images, labels = _space()
+    changed = out["pixel_index"] != batch["pixel_index"]
+    assert changed.any()
+    # every pixel still shows its source pixel: image, label and index move together
+    source = out["pixel_index"]
+    sections, rest = source // (H * W), source % (H * W)
+    assert torch.equal(out["label"], labels.view(N, -1)[sections, rest])
+    assert torch.equal(out["image"][:, 0], images[:, 0].reshape(N, -1)[sections, rest])
+    # pasted pixels are donor region pixels at the same place; the rest is untouched
+    pasted_from_region = torch.zeros_like(changed)
+    for b in range(3):
+        for donor in range(3):
+            if donor != b:
+                pasted_from_region[b] |= regions[donor] & changed[b]
+    assert torch.equal(pasted_from_region, changed)
+    assert torch.equal(
+        out["image"][~changed[:, None].expand_as(out["image"])],
+        batch["image"][~changed[:, None].expand_as(batch["image"])],
+    )
+    never = build_method("online", {"inner": "paste", "p": 0.0})
+    never.inner.set_regions("inline", _region(), (H, W))
+    assert never.transform_batch(batch, generator=torch.Generator().manual_seed(0)) is batch

@@ -10,6 +10,7 @@ space, N sections.
 - ``style-feature``  channel-statistics mixing inside those regions after an early encoder stage.
 - ``focus``          the loss of those regions weighted up (``gain``), so they are fitted, not
                      flipped back and forth.
+- ``paste``          those regions of another sample pasted in at the same place (new context).
 - ``online``         one of the region methods, its regions refreshed from the live tracker.
 
 Region methods other than ``online`` read their regions from a previous run
@@ -41,6 +42,7 @@ __all__ = [
     "StyleInput",
     "StyleFeature",
     "Focus",
+    "Paste",
     "Online",
     "RegionChain",
     "build_method",
@@ -55,6 +57,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "style-input",
     "style-feature",
     "focus",
+    "paste",
     "online",
 )
 
@@ -581,6 +584,48 @@ class Focus(RegionMethod):
         return 1.0 + self.gain * self.batch_regions(batch).to(torch.float32)
 
 
+class Paste(RegionMethod):
+    """Paste frequently forgotten regions of other samples of the batch, at the same place.
+
+    Sections of one view share their depth axis, so a region of section A pasted into section
+    B at the same (depth, lateral) position keeps the layer order: the hard pixels are seen in
+    new surroundings. Image, label and ``pixel_index`` are pasted together, so observations
+    stay on their source pixels. Extra option: ``p`` (0.5): probability that a sample receives
+    the regions of another (random) sample of the batch.
+    """
+
+    name = "paste"
+    option_keys = (*_COMMON_KEYS, "p")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.p = _check_probability("p", _option(options, "p", 0.5, float))
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        regions = self.batch_regions(batch)  # (B, H, W)
+        size = regions.shape[0]
+        draws = torch.rand(size, generator=generator)
+        donors = torch.randint(max(size - 1, 1), (size,), generator=generator)
+        out = None
+        for b in range(size):
+            if size < 2 or draws[b] >= self.p:
+                continue
+            donor = int(donors[b]) + (int(donors[b]) >= b)  # any other sample
+            mask = regions[donor]
+            if not bool(mask.any()):
+                continue
+            if out is None:
+                out = dict(batch)
+                for key in ("image", "label", "pixel_index"):
+                    out[key] = batch[key].clone()
+            out["image"][b][:, mask] = batch["image"][donor][:, mask]
+            out["label"][b][mask] = batch["label"][donor][mask]
+            out["pixel_index"][b][mask] = batch["pixel_index"][donor][mask]
+        return self._maybe_rotate(out if out is not None else batch, generator)
+
+
 class Online(TrainingMethod):
     """A region method whose regions come from the live tracker of the same run.
 
@@ -766,6 +811,7 @@ _REGION_METHODS: dict[str, type[RegionMethod]] = {
     "style-input": StyleInput,
     "style-feature": StyleFeature,
     "focus": Focus,
+    "paste": Paste,
 }
 
 
