@@ -231,6 +231,13 @@ def test_built_once_atomically_into_the_cache(tmp_path):
     assert second.stdout.strip() == "True", second.stderr
     assert [p.name for p in tmp_path.iterdir()] == [built[0].name]
     assert built[0].stat().st_mtime_ns == stamp  # loaded from the cache, not rebuilt
+    # A kernel of another source version is removed when a new one is built.
+    stale = tmp_path / "observe-0000000000000000.so"
+    stale.write_bytes(b"old")
+    built[0].unlink()
+    third = _python(code, {"SEGFORGET_CACHE": str(tmp_path)})
+    assert third.stdout.strip() == "True", third.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [built[0].name]
 
 
 def test_source_is_packaged():

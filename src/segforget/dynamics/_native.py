@@ -83,10 +83,23 @@ def _build(source: bytes, compiler: str, target: Path) -> None:
             done = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if done.returncode == 0:
                 os.replace(out, target)
+                _remove_stale(target)
                 return
             error = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             error = error[0]
         raise RuntimeError(f"{compiler} failed: {error}")
+
+
+def _remove_stale(current: Path) -> None:
+    """Delete kernels built from other versions of the source next to ``current`` (one small
+    file per version would pile up otherwise). A process that already loaded one keeps its
+    mapping; one that needs it again rebuilds it."""
+    for old in current.parent.glob("observe-*.so"):
+        if old != current:
+            try:
+                old.unlink()
+            except OSError:
+                pass  # in use elsewhere, or not ours to delete: harmless
 
 
 def _declare(library: ctypes.CDLL) -> None:
