@@ -306,6 +306,8 @@ def test_region_chain_combines_members_on_shared_regions():
     )
     batch = method.transform_batch(_batch(), generator=torch.Generator().manual_seed(2))
     assert torch.equal(method.loss_weights(batch), focus.loss_weights(batch))
+    assert torch.equal(chain.batch_regions(batch), focus.batch_regions(batch))
+    assert chain.region_fraction() == focus.region_fraction()
     assert (method.loss_weights(batch) == 3.0).any()
     clone = build_method("online", {"inner": "oversample+focus"})
     clone.load_state_dict(method.state_dict())

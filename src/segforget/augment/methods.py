@@ -752,6 +752,16 @@ class RegionChain(RegionMethod):
     def space_shapes(self) -> dict[str, tuple[int, int]]:  # type: ignore[override]
         return self.members[0].space_shapes
 
+    @property
+    def ignore_index(self) -> int:  # type: ignore[override]
+        return self.members[0].ignore_index
+
+    def batch_regions(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.members[0].batch_regions(batch)
+
+    def region_fraction(self) -> dict[str, float]:
+        return self.members[0].region_fraction()
+
     def set_regions(self, view: str, region: np.ndarray, section_shape: tuple[int, int]) -> None:
         for member in self.members:
             member.set_regions(view, region, section_shape)
