@@ -115,14 +115,7 @@ def test_native_scatter_takes_windows_only_when_compact(num_pixels, expected, mo
     rng = np.random.default_rng(5)
     tracker = ForgettingTracker(num_pixels, 3, native=True)
     reference = ForgettingTracker(num_pixels, 3, native=False)
-    taken = []
-    original = tracker._scatter_native
-
-    def spy(*args):
-        taken.append(original(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(tracker, "_scatter_native", spy)
+    taken = _record_results(monkeypatch, tracker, "_scatter_native")
     for _ in range(3):
         index = torch.as_tensor(rng.integers(-1, num_pixels, size=(2, 4, 5)))
         target = torch.as_tensor(rng.integers(0, 3, size=(2, 4, 5)))
@@ -144,6 +137,19 @@ def test_native_index_beyond_pixel_space_raises_and_changes_nothing():
         tracker.update(zeros, zeros, index)
     after = tracker.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items() if torch.is_tensor(v))
+
+
+def _record_results(monkeypatch, tracker, method: str) -> list:
+    """Wrap ``tracker.<method>`` so each call's result is appended to the returned list."""
+    taken: list = []
+    original = getattr(tracker, method)
+
+    def spy(*args):
+        taken.append(original(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(tracker, method, spy)
+    return taken
 
 
 def test_native_option_errors():
@@ -270,14 +276,7 @@ def test_row_runs_route_only_without_overlap(layout, expected, monkeypatch):
     rng = np.random.default_rng(9)
     updates, num_pixels, classes = _updates(rng, layout=layout, ignore_index=255, steps=4)
     tracker = ForgettingTracker(num_pixels, classes, native=True)
-    taken = []
-    original = tracker._rows_native
-
-    def spy(*args):
-        taken.append(original(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(tracker, "_rows_native", spy)
+    taken = _record_results(monkeypatch, tracker, "_rows_native")
     for pred, target, index, _ in updates:
         tracker.update(torch.as_tensor(pred), torch.as_tensor(target), torch.as_tensor(index))
     assert taken == [expected] * 4

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -221,25 +222,15 @@ def observe_targets(
             like the torch path).
     """
     library = _require()
-    ignore_byte = 0 <= ignore_index <= 255
-    classes = _kernel_integers(classes, keep_wide=False)
-    target = _kernel_integers(target, keep_wide=not ignore_byte)
-    width = int(target.shape[-1]) if mirrored else target.numel()
-    lines = target.numel() // width if width else 0
-    code = library.segforget_observe_targets(
-        lines,
-        width,
-        int(mirrored),
-        classes.data_ptr(),
-        classes.element_size(),
-        target.data_ptr(),
-        target.element_size(),
-        ignore_index,
-        int(ignore_byte),
-        *_state_pointers(state),
+    inputs = _Inputs.of(classes, target, ignore_index)
+    size = inputs.target.numel()
+    width = int(inputs.target.shape[-1]) if mirrored else size
+    lines = size // width if width else 0
+    _check(
+        library.segforget_observe_targets(
+            lines, width, int(mirrored), *inputs.arguments(), *_state_pointers(state)
+        )
     )
-    if code != 0:  # pragma: no cover - the dtypes are normalized above
-        raise RuntimeError("fused kernel rejected its inputs")
 
 
 def observe_bytes(state, correct: torch.Tensor, classes: torch.Tensor, observed: torch.Tensor):
@@ -298,9 +289,7 @@ def scatter_codes(
         code, window_classes: (L,) contiguous uint8 windows, zeroed, written in place.
     """
     library = _require()
-    ignore_byte = 0 <= ignore_index <= 255
-    classes = _kernel_integers(classes, keep_wide=False)
-    target = _kernel_integers(target, keep_wide=not ignore_byte)
+    inputs = _Inputs.of(classes, target, ignore_index)
     shift = shift.contiguous()  # bound to a name: its memory must outlive the call
     samples, per_sample = index.shape
     library.segforget_scatter_codes(
@@ -308,12 +297,7 @@ def scatter_codes(
         per_sample,
         index.data_ptr(),
         shift.data_ptr(),
-        classes.data_ptr(),
-        classes.element_size(),
-        target.data_ptr(),
-        target.element_size(),
-        ignore_index,
-        int(ignore_byte),
+        *inputs.arguments(),
         code.data_ptr(),
         window_classes.data_ptr(),
     )
@@ -354,27 +338,58 @@ def observe_rows(
         ignore_index: target value of unobserved pixels.
     """
     library = _require()
-    ignore_byte = 0 <= ignore_index <= 255
-    classes = _kernel_integers(classes, keep_wide=False)
-    target = _kernel_integers(target, keep_wide=not ignore_byte)
+    inputs = _Inputs.of(classes, target, ignore_index)
     rows = start.numel()
-    width = target.numel() // rows if rows else 0
+    width = inputs.target.numel() // rows if rows else 0
     order = order.contiguous()  # bound to a name: its memory must outlive the call
-    code = library.segforget_observe_rows(
-        rows,
-        width,
-        order.data_ptr(),
-        start.data_ptr(),
-        direction.data_ptr(),
-        classes.data_ptr(),
-        classes.element_size(),
-        target.data_ptr(),
-        target.element_size(),
-        ignore_index,
-        int(ignore_byte),
-        *_state_pointers(state),
+    _check(
+        library.segforget_observe_rows(
+            rows,
+            width,
+            order.data_ptr(),
+            start.data_ptr(),
+            direction.data_ptr(),
+            *inputs.arguments(),
+            *_state_pointers(state),
+        )
     )
-    if code != 0:  # pragma: no cover - the dtypes are normalized above
+
+
+@dataclass
+class _Inputs:
+    """Predicted classes and targets as the kernel reads them (contiguous uint8 or int64),
+    held here so their memory outlives the call."""
+
+    classes: torch.Tensor
+    target: torch.Tensor
+    ignore_index: int
+    ignore_byte: bool
+
+    @classmethod
+    def of(cls, classes: torch.Tensor, target: torch.Tensor, ignore_index: int) -> _Inputs:
+        # Targets are compared as bytes when the ignore index fits one (like the torch path).
+        ignore_byte = 0 <= ignore_index <= 255
+        return cls(
+            _kernel_integers(classes, keep_wide=False),
+            _kernel_integers(target, keep_wide=not ignore_byte),
+            int(ignore_index),
+            ignore_byte,
+        )
+
+    def arguments(self) -> tuple[int, ...]:
+        """The kernel's (classes, class bytes, target, target bytes, ignore, ignore as byte)."""
+        return (
+            self.classes.data_ptr(),
+            self.classes.element_size(),
+            self.target.data_ptr(),
+            self.target.element_size(),
+            self.ignore_index,
+            int(self.ignore_byte),
+        )
+
+
+def _check(code: int) -> None:
+    if code != 0:  # pragma: no cover - the inputs are normalized by _Inputs
         raise RuntimeError("fused kernel rejected its inputs")
 
 
