@@ -8,7 +8,7 @@ from rich.console import Console
 
 from helpers import assert_user_error, run_cli
 from segforget.train import load_run
-from segforget.train.demo import run_demo
+from segforget.train.demo import DEMO_OPTIONS, run_demo
 
 
 def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
@@ -29,7 +29,8 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
     method_run = load_run(tmp_path / "demo" / "online")
     assert method_run.config["method"]["name"] == "online"
-    assert method_run.config["method"]["options"] == {"inner": "focus"}  # the demo's choice
+    assert method_run.config["method"]["options"] == DEMO_OPTIONS["online"]
+    assert DEMO_OPTIONS["online"]["inner"] == "focus"
     assert result["metrics"]["online"]["test"]["miou"] == method_run.metrics["test"]["miou"]
     assert result["report"].is_file()
     assert f"report: {result['report']}" in text
