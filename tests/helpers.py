@@ -100,3 +100,61 @@ def run_gloo(func, world_size: int = 2, *args, timeout: float = 120.0) -> list:
             if proc.is_alive():
                 proc.kill()
     return [results[rank] for rank in range(world_size)]
+
+
+#: Metric keys that measure time: they differ between two runs of the same computation.
+TIMINGS = frozenset({"time_s", "train_s", "tracking_pass_s"})
+
+#: Every array a ForgettingStats may hold (optional ones are None when not recorded).
+STATS_ARRAYS = (
+    "observations",
+    "correct",
+    "forgetting_events",
+    "learning_events",
+    "switch_events",
+    "first_learned",
+    "last_correct",
+    "never_learned",
+    "unforgettable",
+    "forgetting_score",
+    "last_prediction",
+    "confidence",
+    "variability",
+    "aum",
+    "history",
+)
+
+
+def without_timings(value):
+    """``value`` (nested dicts and lists) without the keys in :data:`TIMINGS`."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def assert_same_run(expected_dir, actual_dir) -> None:
+    """Two run directories hold the same metrics (timings aside), the same dynamics (every
+    array of every store, bit for bit) and the same final predictions."""
+    import numpy as np
+
+    from segforget.train import load_run
+
+    expected, actual = load_run(expected_dir), load_run(actual_dir)
+    assert without_timings(actual.metrics) == without_timings(expected.metrics)
+    assert actual.available_stats() == expected.available_stats()
+    for key in expected.available_stats():
+        a, b = expected.stats(*key), actual.stats(*key)
+        assert a.meta == b.meta, key
+        for name in STATS_ARRAYS:
+            left, right = getattr(a, name), getattr(b, name)
+            if left is None:
+                assert right is None, (key, name)
+            else:
+                np.testing.assert_array_equal(left, right, err_msg=f"{key} {name}")
+    assert actual.available_predictions() == expected.available_predictions()
+    for split, view in expected.available_predictions():
+        np.testing.assert_array_equal(
+            actual.predictions(split, view), expected.predictions(split, view)
+        )

@@ -12,6 +12,20 @@ from analysis.fake_run import analyzed_fake_run
 from segforget.analysis import analyze_run, auroc, boundary_analysis, spearman
 from segforget.dynamics import ForgettingStats
 
+#: Summary sections computed from the run (the rest describe outputs: findings, figures, ...).
+COMPUTED = (
+    "overview",
+    "per_class",
+    "boundary",
+    "margin",
+    "timing",
+    "regions",
+    "data_map",
+    "test_dynamics",
+    "volume",
+    "k",
+)
+
 
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory):
@@ -20,21 +34,7 @@ def analyzed(tmp_path_factory):
 
 def test_summary_has_every_key_and_files(analyzed):
     run, summary = analyzed
-    for key in (
-        "overview",
-        "per_class",
-        "boundary",
-        "margin",
-        "timing",
-        "regions",
-        "data_map",
-        "test_dynamics",
-        "k",
-        "volume",
-        "findings",
-        "figures",
-        "sections",
-    ):
+    for key in (*COMPUTED, "findings", "figures", "sections"):
         assert key in summary, key
     assert summary["boundary"]["enrichment_2px"] > 1.5
     on_disk = json.loads((run / "analysis" / "summary.json").read_text())
@@ -116,18 +116,7 @@ def test_chunk_size_does_not_change_summary(analyzed, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     other = analyze_run(copy, progress=False, chunk_pixels=10**7, figures=False, min_region_size=1)
-    for key in (
-        "overview",
-        "per_class",
-        "boundary",
-        "margin",
-        "timing",
-        "regions",
-        "data_map",
-        "test_dynamics",
-        "volume",
-        "k",
-    ):
+    for key in COMPUTED:
         assert json.dumps(other[key]).replace(str(copy), "") == json.dumps(summary[key]).replace(
             str(run), ""
         ), key

@@ -391,111 +391,61 @@ def test_index_beyond_pixel_space_raises():
         tracker.update_blocks(torch.tensor([[[1, 0]]]), torch.tensor([[[1, 1]]]), [3])
 
 
+def _ints(*shape: int) -> torch.Tensor:
+    return torch.zeros(shape, dtype=torch.long)
+
+
+def _floats(*shape: int) -> torch.Tensor:
+    return torch.zeros(shape)
+
+
 @pytest.mark.parametrize(
-    ("call", "error", "match"),
+    ("inputs", "error", "match"),
     [
         (
-            lambda t: t.update(
-                torch.zeros(2, 3),
-                torch.zeros(2, 3, dtype=torch.long),
-                torch.zeros(2, 3, dtype=torch.long),
-            ),
+            (_floats(2, 3), _ints(2, 3), _ints(2, 3)),
             ValueError,
-            r"Expected `target` to have shape \(B, H, W\)",
+            r"`target` to have shape \(B, H, W\)",
+        ),
+        ((_ints(1, 2, 3), _floats(1, 2, 3), _ints(1, 2, 3)), TypeError, "`target` to hold integer"),
+        (
+            (_floats(1, 4, 2, 3), _ints(1, 2, 3), _ints(1, 2, 3)),
+            ValueError,
+            "`prediction` to have 3 channels",
         ),
         (
-            lambda t: t.update(
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
+            (_ints(1, 3, 2, 3), _ints(1, 2, 3), _ints(1, 2, 3)),
             TypeError,
-            "Expected `target` to hold integer classes",
+            "`prediction` of shape .B, C, H, W. to hold float logits",
         ),
         (
-            lambda t: t.update(
-                torch.zeros(1, 4, 2, 3),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
-            ValueError,
-            "Expected `prediction` to have 3 channels",
-        ),
-        (
-            lambda t: t.update(
-                torch.zeros(1, 3, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
+            (_floats(1, 2, 3), _ints(1, 2, 3), _ints(1, 2, 3)),
             TypeError,
-            "Expected `prediction` of shape .B, C, H, W. to hold float logits",
+            "`prediction` of shape .B, H, W. to hold integer classes",
         ),
+        ((_ints(2, 3), _ints(1, 2, 3), _ints(1, 2, 3)), ValueError, "`prediction` to have shape"),
         (
-            lambda t: t.update(
-                torch.zeros(1, 2, 3),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
-            TypeError,
-            "Expected `prediction` of shape .B, H, W. to hold integer classes",
-        ),
-        (
-            lambda t: t.update(
-                torch.zeros(2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
+            (_ints(1, 2, 2), _ints(1, 2, 3), _ints(1, 2, 3)),
             ValueError,
-            "Expected `prediction` to have shape",
+            "`prediction` and `target` to share",
         ),
         (
-            lambda t: t.update(
-                torch.zeros(1, 2, 2, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-            ),
+            (_ints(1, 2, 3), _ints(1, 2, 3), _ints(1, 2, 2)),
             ValueError,
-            "Expected `prediction` and `target` to share",
+            "`pixel_index` to have the shape of `target`",
         ),
-        (
-            lambda t: t.update(
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 2, dtype=torch.long),
-            ),
-            ValueError,
-            "Expected `pixel_index` to have the shape of `target`",
-        ),
-        (
-            lambda t: t.update(
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3),
-            ),
-            TypeError,
-            "Expected `pixel_index` to hold integers",
-        ),
-        (
-            lambda t: t.update(
-                [0], torch.zeros(1, 2, 3, dtype=torch.long), torch.zeros(1, 2, 3, dtype=torch.long)
-            ),
-            TypeError,
-            "Expected `prediction` to be a torch.Tensor or numpy array",
-        ),
-        (
-            lambda t: t.update_blocks(
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                torch.zeros(1, 2, 3, dtype=torch.long),
-                [0, 6],
-            ),
-            ValueError,
-            "Expected `offsets` to hold 1 values",
-        ),
+        ((_ints(1, 2, 3), _ints(1, 2, 3), _floats(1, 2, 3)), TypeError, "`pixel_index` to hold"),
+        (([0], _ints(1, 2, 3), _ints(1, 2, 3)), TypeError, "`prediction` to be a torch.Tensor"),
     ],
 )
-def test_update_input_errors(call, error, match):
-    with pytest.raises(error, match=match):
-        call(ForgettingTracker(12, 3))
+def test_update_input_errors(inputs, error, match):
+    with pytest.raises(error, match=f"Expected {match}"):
+        ForgettingTracker(12, 3).update(*inputs)
+
+
+def test_update_blocks_offsets_must_match_the_batch():
+    with pytest.raises(ValueError, match="Expected `offsets` to hold 1 values"):
+        ForgettingTracker(12, 3).update_blocks(_ints(1, 2, 3), _ints(1, 2, 3), [0, 6])
 
 
 def test_confidence_requires_logits():

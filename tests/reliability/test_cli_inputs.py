@@ -550,24 +550,9 @@ CASES += [
     ),
     # -- benchmark / al-sim / demo
     Case(
-        "benchmark-missing-data",
-        lambda i: ["benchmark", "--out", "b", "--data", f"f3:{i.path('nope')}", "--model", "tiny"],
-        ("no such directory",),
-    ),
-    Case(
         "benchmark-bad-data",
         lambda i: ["benchmark", "--out", "b", "--data", i.f3(seismic=_with_nan())],
         ("NaN",),
-    ),
-    Case(
-        "benchmark-negative-epochs",
-        lambda i: ["benchmark", "--out", "b", "--data", f"f3:{i.survey()}", "--epochs", "-1"],
-        ("epochs",),
-    ),
-    Case(
-        "benchmark-zero-batch",
-        lambda i: ["benchmark", "--out", "b", "--data", f"f3:{i.survey()}", "--batch-size", "0"],
-        ("batch",),
     ),
     Case(
         "benchmark-unknown-method",
@@ -578,11 +563,6 @@ CASES += [
         "benchmark-bad-options",
         lambda i: ["benchmark", "--out", "b", "--options", "{not json"],
         ("--options",),
-    ),
-    Case(
-        "benchmark-existing-out",
-        lambda i: ["benchmark", "--out", _mkdir(i.path("b")), "--data", f"f3:{i.survey()}"],
-        ("--force",),
     ),
     Case(
         "benchmark-force-on-non-benchmark-dir",
@@ -604,37 +584,42 @@ CASES += [
         ("--device", "tpu"),
     ),
     Case(
-        "al-sim-missing-data",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.path('nope')}"],
-        ("no such directory",),
-    ),
-    Case(
         "al-sim-bad-data",
         lambda i: ["al-sim", "--out", "a", "--data", i.f3(labels=_bad_labels())],
         ("labels 0..5",),
-    ),
-    Case(
-        "al-sim-negative-epochs",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--epochs", "-1"],
-        ("epochs",),
-    ),
-    Case(
-        "al-sim-zero-batch",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--batch-size", "0"],
-        ("batch",),
     ),
     Case(
         "al-sim-zero-rounds",
         lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--rounds", "0"],
         ("--rounds",),
     ),
-    Case(
-        "al-sim-existing-out",
-        lambda i: ["al-sim", "--out", _mkdir(i.path("a")), "--data", f"f3:{i.survey()}"],
-        ("--force",),
-    ),
     Case("demo-out-is-a-file", lambda i: ["demo", "--out", _write(i.path("f"), b"x")], ("f",)),
 ]
+
+
+def _long_run_cases(command: str) -> list[Case]:
+    """The checks ``benchmark`` and ``al-sim`` share: data, counts, an existing output."""
+
+    def argv(*extra):
+        return lambda i: [command, "--out", "o", "--data", f"f3:{i.survey()}", *extra]
+
+    return [
+        Case(
+            f"{command}-missing-data",
+            lambda i: [command, "--out", "o", "--data", f"f3:{i.path('nope')}"],
+            ("no such directory",),
+        ),
+        Case(f"{command}-negative-epochs", argv("--epochs", "-1"), ("epochs",)),
+        Case(f"{command}-zero-batch", argv("--batch-size", "0"), ("batch",)),
+        Case(
+            f"{command}-existing-out",
+            lambda i: [command, "--out", _mkdir(i.path("o")), "--data", f"f3:{i.survey()}"],
+            ("--force",),
+        ),
+    ]
+
+
+CASES += [case for command in ("benchmark", "al-sim") for case in _long_run_cases(command)]
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -17,16 +17,13 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from reliability_builders import QUIET
 
-from helpers import run_cli
+from helpers import assert_same_run, run_cli
 from segforget.io import is_temporary
 from segforget.train import load_run
-
-TIMINGS = {"time_s", "train_s", "tracking_pass_s"}
 
 _WRAPPER = textwrap.dedent(
     """
@@ -155,50 +152,11 @@ def _start_and_kill(survey: Path, out: Path, hold_at: str, tmp_path: Path) -> No
         proc.stderr.close()
 
 
-def _without_timings(value):
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in TIMINGS}
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
-
-
 def _assert_same_run(expected_dir: Path, actual_dir: Path) -> None:
-    expected, actual = load_run(expected_dir), load_run(actual_dir)
-    assert _without_timings(actual.metrics) == _without_timings(expected.metrics)
-    assert actual.metrics["epochs"] == 3
-    assert actual.available_stats() == expected.available_stats()
+    assert_same_run(expected_dir, actual_dir)
+    expected = load_run(expected_dir)
+    assert expected.metrics["epochs"] == 3
     assert len(expected.available_stats()) == 8  # epoch: train+2 test splits, presentation: train
-    for key in expected.available_stats():
-        a, b = expected.stats(*key), actual.stats(*key)
-        assert a.meta == b.meta
-        for name in (
-            "observations",
-            "correct",
-            "forgetting_events",
-            "learning_events",
-            "switch_events",
-            "first_learned",
-            "last_correct",
-            "never_learned",
-            "unforgettable",
-            "forgetting_score",
-            "last_prediction",
-            "confidence",
-            "variability",
-            "aum",
-            "history",
-        ):
-            left, right = getattr(a, name), getattr(b, name)
-            if left is None:
-                assert right is None, (key, name)
-            else:
-                np.testing.assert_array_equal(left, right, err_msg=f"{key} {name}")
-    assert actual.available_predictions() == expected.available_predictions()
-    for split, view in expected.available_predictions():
-        np.testing.assert_array_equal(
-            actual.predictions(split, view), expected.predictions(split, view)
-        )
 
 
 @pytest.fixture(scope="module")

@@ -32,32 +32,19 @@ SCORE_KEYS = {
 }
 
 
+def _train_tiny(data, out, *options):
+    """``segforget train`` of the tiny model on ``data`` into ``out``, quiet, with ``options``."""
+    return run_cli(["train", "--data", data, "--out", out, "--model", "tiny", *options, *QUIET])
+
+
 @pytest.fixture(scope="module")
 def both_run(tiny_survey, tmp_path_factory):
     """One CLI run in tracking mode `both` with test tracking: 2 epochs, tiny model."""
     out = tmp_path_factory.mktemp("runs") / "both"
-    result = run_cli(
-        [
-            "train",
-            "--data",
-            tiny_survey,
-            "--out",
-            out,
-            "--model",
-            "tiny",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--lr",
-            "0.01",
-            "--track",
-            "both",
-            "--set",
-            "track.test=true",
-            *QUIET,
-        ]
-    )
+    result = _train_tiny(
+        tiny_survey, out, "--epochs", 2, "--batch-size", 4, "--lr", 0.01, "--track", "both",
+        "--set", "track.test=true",
+    )  # fmt: skip
     assert result.code == 0, result.stderr
     return out
 
@@ -144,22 +131,7 @@ def test_store_shapes_and_observation_counts(both_run, tiny_survey):
 
 def test_track_none_writes_no_dynamics(tiny_survey, tmp_path):
     out = tmp_path / "none"
-    result = run_cli(
-        [
-            "train",
-            "--data",
-            tiny_survey,
-            "--out",
-            out,
-            "--model",
-            "tiny",
-            "--epochs",
-            "1",
-            "--track",
-            "none",
-            *QUIET,
-        ]
-    )
+    result = _train_tiny(tiny_survey, out, "--epochs", 1, "--track", "none")
     assert result.code == 0, result.stderr
     assert not (out / "dynamics").exists()
     assert load_run(out).available_stats() == []

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
+from helpers import assert_same_run
 from segforget.train import Callback, load_run, resume, train
-
-TIMINGS = {"time_s", "train_s", "tracking_pass_s"}
 
 
 class Interrupt(Callback):
@@ -22,14 +20,6 @@ class Interrupt(Callback):
     def on_checkpoint(self, trainer, epoch, path) -> None:
         if epoch + 1 == self.after:
             raise KeyboardInterrupt
-
-
-def _without_timings(value):
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in TIMINGS}
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
 
 
 def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
@@ -48,31 +38,7 @@ def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
     assert state["epoch"] == 2
     resume(tmp_path / "split")
 
-    full, split = load_run(tmp_path / "full"), load_run(tmp_path / "split")
-    assert _without_timings(full.metrics) == _without_timings(split.metrics)
-    assert full.available_stats() == split.available_stats()
-    for key in full.available_stats():
-        a, b = full.stats(*key), split.stats(*key)
-        for name in (
-            "observations",
-            "correct",
-            "forgetting_events",
-            "learning_events",
-            "switch_events",
-            "first_learned",
-            "last_prediction",
-            "confidence",
-            "aum",
-        ):
-            left, right = getattr(a, name), getattr(b, name)
-            if left is None:
-                assert right is None
-            else:
-                np.testing.assert_array_equal(left, right, err_msg=f"{key} {name}")
-    for split_name, view in full.available_predictions():
-        np.testing.assert_array_equal(
-            full.predictions(split_name, view), split.predictions(split_name, view)
-        )
+    assert_same_run(tmp_path / "full", tmp_path / "split")
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
