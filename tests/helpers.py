@@ -6,6 +6,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 
+from dynamics.reference import FLOAT_FIELDS, INT_FIELDS
 from segforget.cli import main
 
 
@@ -106,23 +107,7 @@ def run_gloo(func, world_size: int = 2, *args, timeout: float = 120.0) -> list:
 TIMINGS = frozenset({"time_s", "train_s", "tracking_pass_s"})
 
 #: Every array a ForgettingStats may hold (optional ones are None when not recorded).
-STATS_ARRAYS = (
-    "observations",
-    "correct",
-    "forgetting_events",
-    "learning_events",
-    "switch_events",
-    "first_learned",
-    "last_correct",
-    "never_learned",
-    "unforgettable",
-    "forgetting_score",
-    "last_prediction",
-    "confidence",
-    "variability",
-    "aum",
-    "history",
-)
+STATS_ARRAYS = (*INT_FIELDS, *FLOAT_FIELDS, "history")
 
 
 def without_timings(value):
