@@ -28,7 +28,8 @@ printed too. On GPU, wall-clock with synchronization.
 
 - the machine's memory copy bandwidth (a large ``np.copyto``; bytes read + written per second),
   and the fraction of it the update reaches, counting the bytes the update must move: inputs
-  read (prediction + target, 16 B/pixel for int64) + state read and written (2 x 12 B/pixel).
+  read (prediction + target, 16 B/pixel for int64; + 8 B/pixel of int64 ``pixel_index`` for the
+  cases that pass one) + state read and written (2 x 12 B/pixel).
 
 Usage:
     python benchmarks/bench_tracker.py                 # F3 size, CPU
@@ -198,6 +199,10 @@ def bench_naive(batches, num_pixels: int, args) -> tuple[float, float, int]:
     return (*_rates(run, pixels, torch.device("cpu")), naive.nbytes)
 
 
+_INDEXED = ("update", "scatter", "  gather", "naive")
+"""Cases whose update reads an int64 pixel_index (8 more bytes per pixel)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", type=int, default=401)
@@ -281,14 +286,16 @@ def main() -> None:
             continue
         rate, wall_rate, nbytes = result
         per_pixel = nbytes / num_pixels
-        traffic = rate * (input_bytes + 2 * per_pixel)
+        read = input_bytes + (8 if name.startswith(_INDEXED) else 0)
+        traffic = rate * (read + 2 * per_pixel)
         print(
             f"{name:28s} {rate / 1e6:11.1f} {wall_rate / 1e6:11.1f} {rate / naive_rate:8.1f} "
             f"{per_pixel:8.2f} {traffic / 1e9:11.2f} {traffic / bandwidth:10.1%}"
         )
     print(
-        f"(bytes moved = inputs read ({input_bytes} B/pixel) + state read and written "
-        "(2 x B/pixel); ratios and bandwidth use the first rate column)"
+        f"(bytes moved = inputs read ({input_bytes} B/pixel, + 8 B/pixel of pixel_index for "
+        "update) + state read and written (2 x B/pixel); ratios and bandwidth use the first "
+        "rate column)"
     )
 
 

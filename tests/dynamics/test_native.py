@@ -343,3 +343,53 @@ def test_native_equals_torch_on_any_layout(steps, dtype):
     stats = trackers[0].compute()
     for name in ref.INT_FIELDS:
         np.testing.assert_array_equal(getattr(stats, name), expected[name], err_msg=name)
+
+
+def _wide_updates(rng, layout: str, width: int, steps: int = 4):
+    """Samples of 3 rows x ``width`` pixels (wider than, or several rows adding up to more
+    than, the kernel's chunk of 1024 pixels) from 5 sections, in a layout of a given route."""
+    sections, height, classes = 5, 3, 4
+    block = height * width
+    ramp = np.arange(block).reshape(height, width)
+    out = []
+    for _ in range(steps):
+        chosen = rng.choice(sections, size=2, replace=False)
+        index = chosen.reshape(2, 1, 1) * block + ramp
+        target = rng.integers(0, classes, size=index.shape)
+        target[rng.random(target.shape) < 0.1] = 255
+        pred = np.where(rng.random(target.shape) < 0.6, np.minimum(target, classes - 1), 1)
+        if layout == "vflip":  # runs that follow each other in the state: staged together
+            index = index[:, ::-1]
+        elif layout == "hflip-vflip":  # mirrored runs, also adjacent
+            index = index[:, ::-1, ::-1]
+        elif layout == "crop":  # runs with gaps between them
+            index = index[:, :, 1 : width - 2]
+            pred, target = pred[..., 1 : width - 2], target[..., 1 : width - 2]
+        elif layout == "shear":  # rows shifted by one pixel per row: windows, duplicates
+            index = index + np.arange(height).reshape(1, height, 1)
+            index = np.minimum(index, chosen.reshape(2, 1, 1) * block + block - 1)
+        out.append(tuple(np.ascontiguousarray(a) for a in (pred, target, index)))
+    return out, sections * block, classes
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+@pytest.mark.parametrize("width", [700, 1500])
+@pytest.mark.parametrize("layout", ["vflip", "hflip-vflip", "crop", "shear"])
+def test_native_equals_reference_on_wide_sections(layout, width):
+    """Runs longer than one chunk, and chunks that end inside a run, give the same state as
+    the torch path and the reference."""
+    rng = np.random.default_rng(width + len(layout))
+    steps, num_pixels, classes = _wide_updates(rng, layout, width)
+    trackers = [ForgettingTracker(num_pixels, classes, native=n) for n in (True, False)]
+    for pred, target, index in steps:
+        for tracker in trackers:
+            tracker.update(*(torch.as_tensor(a) for a in (pred, target, index)))
+    ours, theirs = (t.state_dict() for t in trackers)
+    for name, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(ours[name], value), name
+    expected = ref.statistics(ref.sequences(steps, num_pixels))
+    stats = trackers[0].compute()
+    for name in ref.INT_FIELDS:
+        np.testing.assert_array_equal(getattr(stats, name), expected[name], err_msg=name)
+    assert expected["forgetting_events"].sum() > 0

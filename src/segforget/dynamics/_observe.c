@@ -13,10 +13,16 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SEGFORGET_NO_CLONES)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+/* AVX-512 has unsigned 64-bit min/max: a pure reduction over int64 gains from it. */
+#define VECTOR_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES
+#define VECTOR_CLONES_WIDE
 #endif
 
+#ifndef PF
+#define PF 32
+#endif
 #define STAGE 1024 /* pixels staged per chunk: in L1, and little stack (threads may have small stacks) */
 
 typedef struct {
@@ -52,9 +58,10 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
          s->switches + at, s->first_learned + at, s->last_prediction + at, s->flags + at);
 }
 
-/* Stage n inputs as bytes: class, correct (and observed), observed. `step` is +1, or -1 to
- * read the source backwards (a mirrored line). `ignore_byte`: compare targets as bytes. */
-#define DEFINE_STAGE(NAME, CTYPE, TTYPE)                                                     \
+/* Stage n inputs as bytes: class, correct (and observed), observed. DIRECTION is +1, or -1 to
+ * read the sources backwards from c and t (a mirrored line). `ignore_byte`: compare targets as
+ * bytes. */
+#define DEFINE_STAGE(NAME, CTYPE, TTYPE, DIRECTION)                                          \
     VECTOR_CLONES                                                                            \
     static void NAME(int64_t n, const CTYPE *restrict c, const TTYPE *restrict t,           \
                      int64_t ignore, int ignore_byte, uint8_t *restrict cls,                \
@@ -62,7 +69,7 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
         if (ignore_byte) {                                                                   \
             uint8_t ig = (uint8_t)ignore;                                                    \
             for (int64_t i = 0; i < n; i++) {                                                \
-                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
+                uint8_t cb = (uint8_t)c[DIRECTION i], tb = (uint8_t)t[DIRECTION i];          \
                 uint8_t o = (uint8_t)(tb != ig);                                             \
                 cls[i] = cb;                                                                 \
                 seen_now[i] = o;                                                             \
@@ -70,8 +77,8 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
             }                                                                                \
         } else {                                                                             \
             for (int64_t i = 0; i < n; i++) {                                                \
-                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
-                uint8_t o = (uint8_t)((int64_t)t[i] != ignore);                              \
+                uint8_t cb = (uint8_t)c[DIRECTION i], tb = (uint8_t)t[DIRECTION i];          \
+                uint8_t o = (uint8_t)((int64_t)t[DIRECTION i] != ignore);                    \
                 cls[i] = cb;                                                                 \
                 seen_now[i] = o;                                                             \
                 ok[i] = (uint8_t)((cb == tb) & o);                                           \
@@ -79,18 +86,14 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
         }                                                                                    \
     }
 
-DEFINE_STAGE(stage_i64_i64, int64_t, int64_t)
-DEFINE_STAGE(stage_u8_u8, uint8_t, uint8_t)
-DEFINE_STAGE(stage_u8_i64, uint8_t, int64_t)
-DEFINE_STAGE(stage_i64_u8, int64_t, uint8_t)
-
-#define DEFINE_REVERSE(NAME, TYPE)                                                           \
-    VECTOR_CLONES                                                                            \
-    static void NAME(int64_t n, const TYPE *restrict src, TYPE *restrict dst) {              \
-        for (int64_t i = 0; i < n; i++) dst[i] = src[-i];                                    \
-    }
-DEFINE_REVERSE(reverse_i64, int64_t)
-DEFINE_REVERSE(reverse_u8, uint8_t)
+DEFINE_STAGE(stage_i64_i64, int64_t, int64_t, +)
+DEFINE_STAGE(stage_u8_u8, uint8_t, uint8_t, +)
+DEFINE_STAGE(stage_u8_i64, uint8_t, int64_t, +)
+DEFINE_STAGE(stage_i64_u8, int64_t, uint8_t, +)
+DEFINE_STAGE(stage_back_i64_i64, int64_t, int64_t, -)
+DEFINE_STAGE(stage_back_u8_u8, uint8_t, uint8_t, -)
+DEFINE_STAGE(stage_back_u8_i64, uint8_t, int64_t, -)
+DEFINE_STAGE(stage_back_i64_u8, int64_t, uint8_t, -)
 
 VECTOR_CLONES
 static void codes_to_bytes(int64_t n, const uint8_t *restrict code, uint8_t *restrict ok,
@@ -101,9 +104,21 @@ static void codes_to_bytes(int64_t n, const uint8_t *restrict code, uint8_t *res
     }
 }
 
-static void stage(int64_t n, const void *c, int c_bytes, const void *t, int t_bytes,
-                  int64_t ignore, int ignore_byte, uint8_t *cls, uint8_t *ok, uint8_t *seen) {
-    if (c_bytes == 8 && t_bytes == 8)
+/* Stage n pixels from classes c and targets t (1 or 8 bytes each): forwards, or, when
+ * `mirrored`, backwards from c and t (which then point at the source of the first pixel). */
+static void stage(int64_t n, int mirrored, const void *c, int c_bytes, const void *t,
+                  int t_bytes, int64_t ignore, int ignore_byte, uint8_t *cls, uint8_t *ok,
+                  uint8_t *seen) {
+    if (mirrored) {
+        if (c_bytes == 8 && t_bytes == 8)
+            stage_back_i64_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
+        else if (c_bytes == 1 && t_bytes == 1)
+            stage_back_u8_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
+        else if (c_bytes == 1)
+            stage_back_u8_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
+        else
+            stage_back_i64_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
+    } else if (c_bytes == 8 && t_bytes == 8)
         stage_i64_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
     else if (c_bytes == 1 && t_bytes == 1)
         stage_u8_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
@@ -128,26 +143,15 @@ int segforget_observe_targets(int64_t lines, int64_t width, int mirrored, const 
     state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
                  flags};
     uint8_t cls[STAGE], ok[STAGE], seen[STAGE];
-    int64_t rev_c[STAGE], rev_t[STAGE]; /* a mirrored chunk, read forwards */
     const char *cp = classes, *tp = target;
     for (int64_t line = 0; line < lines; line++) {
         for (int64_t col = 0; col < width; col += STAGE) {
             int64_t n = width - col < STAGE ? width - col : STAGE;
             int64_t at = line * width + col;
-            const void *c, *t;
-            if (mirrored) {
-                int64_t last = line * width + (width - 1 - col); /* source of the first pixel */
-                if (class_bytes == 8) reverse_i64(n, (const int64_t *)cp + last, rev_c);
-                else reverse_u8(n, (const uint8_t *)cp + last, (uint8_t *)rev_c);
-                if (target_bytes == 8) reverse_i64(n, (const int64_t *)tp + last, rev_t);
-                else reverse_u8(n, (const uint8_t *)tp + last, (uint8_t *)rev_t);
-                c = rev_c;
-                t = rev_t;
-            } else {
-                c = cp + at * class_bytes;
-                t = tp + at * target_bytes;
-            }
-            stage(n, c, class_bytes, t, target_bytes, ignore, ignore_byte, cls, ok, seen);
+            /* a mirrored line is read backwards from the source of its first pixel */
+            int64_t source = mirrored ? line * width + (width - 1 - col) : at;
+            stage(n, mirrored, cp + source * class_bytes, class_bytes, tp + source * target_bytes,
+                  target_bytes, ignore, ignore_byte, cls, ok, seen);
             step_state(n, at, cls, ok, seen, &s);
         }
     }
@@ -170,20 +174,22 @@ int segforget_observe_bytes(int64_t n, const uint8_t *ok, const uint8_t *cls,
 }
 
 /* Per-sample smallest and largest nonnegative entry of `index` (samples x per_sample);
- * low = INT64_MAX and high = -1 for a sample without one. */
-VECTOR_CLONES
+ * low = INT64_MAX and high = -1 for a sample without one. The smallest is taken over the
+ * entries read as unsigned (negative ones become larger than any pixel), which compilers turn
+ * into vector min/max without a mask. */
+VECTOR_CLONES_WIDE
 void segforget_index_bounds(int64_t samples, int64_t per_sample, const int64_t *restrict index,
                             int64_t *restrict low, int64_t *restrict high) {
     for (int64_t b = 0; b < samples; b++) {
         const int64_t *row = index + b * per_sample;
-        int64_t lo = INT64_MAX, hi = -1;
+        uint64_t lo = UINT64_MAX;
+        int64_t hi = -1;
         for (int64_t i = 0; i < per_sample; i++) {
             int64_t v = row[i];
-            int64_t valid = v >= 0;
-            lo = valid && v < lo ? v : lo;
+            lo = (uint64_t)v < lo ? (uint64_t)v : lo;
             hi = v > hi ? v : hi;
         }
-        low[b] = lo;
+        low[b] = lo > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)lo;
         high[b] = hi;
     }
 }
@@ -191,30 +197,53 @@ void segforget_index_bounds(int64_t samples, int64_t per_sample, const int64_t *
 /* Scatter the observed entries into dense windows: entry i of sample b (pixel index[i] >= 0,
  * target not ignored) lands at position index[i] + shift[b]; per position, `code` keeps the
  * largest of 1 (correct) and 2 (wrong), `cls` the largest predicted class. Positions of
- * unobserved pixels keep code 0. The windows must be zeroed by the caller. */
+ * unobserved pixels keep code 0. The windows must be zeroed by the caller.
+ *
+ * One scalar loop straight over the inputs: staging them as bytes first (as the block route
+ * does) makes a second pass that costs more than it saves here, where the scatter dominates. */
+#define DEFINE_SCATTER(NAME, CTYPE, TTYPE)                                                   \
+    static void NAME(int64_t n, const int64_t *restrict index, int64_t offset,               \
+                     const CTYPE *restrict c, const TTYPE *restrict t, int64_t ignore,       \
+                     int ignore_byte, uint8_t *restrict code, uint8_t *restrict cls) {       \
+        for (int64_t i = 0; i < n; i++) {                                                    \
+            int64_t r = index[i];                                                            \
+            uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                                  \
+            int unobserved = ignore_byte ? tb == (uint8_t)ignore : (int64_t)t[i] == ignore;  \
+            if (r < 0 || unobserved) continue;                                               \
+            int64_t p = r + offset;                                                          \
+            uint8_t k = (uint8_t)(1 + (cb != tb)), old_code = code[p], old_cls = cls[p];     \
+            code[p] = k > old_code ? k : old_code;                                           \
+            cls[p] = cb > old_cls ? cb : old_cls;                                            \
+        }                                                                                    \
+    }
+
+DEFINE_SCATTER(scatter_i64_i64, int64_t, int64_t)
+DEFINE_SCATTER(scatter_u8_u8, uint8_t, uint8_t)
+DEFINE_SCATTER(scatter_u8_i64, uint8_t, int64_t)
+DEFINE_SCATTER(scatter_i64_u8, int64_t, uint8_t)
+
 void segforget_scatter_codes(int64_t samples, int64_t per_sample, const int64_t *restrict index,
                              const int64_t *restrict shift, const void *classes,
                              int class_bytes, const void *target, int target_bytes,
                              int64_t ignore, int ignore_byte, uint8_t *restrict code,
                              uint8_t *restrict cls) {
-    uint8_t cb[STAGE], ok[STAGE], seen[STAGE];
     for (int64_t b = 0; b < samples; b++) {
-        for (int64_t col = 0; col < per_sample; col += STAGE) {
-            int64_t n = per_sample - col < STAGE ? per_sample - col : STAGE;
-            int64_t at = b * per_sample + col;
-            stage(n, (const char *)classes + at * class_bytes, class_bytes,
-                  (const char *)target + at * target_bytes, target_bytes, ignore, ignore_byte,
-                  cb, ok, seen);
-            const int64_t *rows = index + at;
-            int64_t offset = shift[b];
-            for (int64_t i = 0; i < n; i++) {
-                if (rows[i] < 0 || !seen[i]) continue;
-                int64_t p = rows[i] + offset;
-                uint8_t c = (uint8_t)(2 - ok[i]), old_code = code[p], old_cls = cls[p];
-                code[p] = c > old_code ? c : old_code;
-                cls[p] = cb[i] > old_cls ? cb[i] : old_cls;
-            }
-        }
+        int64_t at = b * per_sample;
+        const char *c = (const char *)classes + at * class_bytes;
+        const char *t = (const char *)target + at * target_bytes;
+        const int64_t *rows = index + at;
+        if (class_bytes == 8 && target_bytes == 8)
+            scatter_i64_i64(per_sample, rows, shift[b], (const int64_t *)c, (const int64_t *)t,
+                            ignore, ignore_byte, code, cls);
+        else if (class_bytes == 1 && target_bytes == 1)
+            scatter_u8_u8(per_sample, rows, shift[b], (const uint8_t *)c, (const uint8_t *)t,
+                          ignore, ignore_byte, code, cls);
+        else if (class_bytes == 1)
+            scatter_u8_i64(per_sample, rows, shift[b], (const uint8_t *)c, (const int64_t *)t,
+                           ignore, ignore_byte, code, cls);
+        else
+            scatter_i64_u8(per_sample, rows, shift[b], (const int64_t *)c, (const uint8_t *)t,
+                           ignore, ignore_byte, code, cls);
     }
 }
 
@@ -262,10 +291,17 @@ int64_t segforget_row_runs(int64_t rows, int64_t width, const int64_t *restrict 
     return rows;
 }
 
+/* Hint the caches to fetch the 4 cache lines from `at` on (backwards when `backwards`). */
+static void prefetch_head(const char *at, int backwards) {
+    for (int line = 0; line < 4; line++) __builtin_prefetch(at + (backwards ? -64 : 64) * line);
+}
+
 /* One observation of `rows` runs of `width` pixels: input row r (classes and targets, 1 or 8
  * bytes each) goes to the pixels start[r] .. start[r] + width - 1 of the state (reversed when
  * direction[r] is -1). Rows are visited in the given `order` (ascending start: the state is
- * then walked forwards, which the hardware prefetcher follows). The runs must not overlap. */
+ * then walked forwards, which the hardware prefetcher follows). The runs must not overlap.
+ * Rows whose runs follow each other in the state are staged into one chunk of up to STAGE
+ * pixels, so the state step runs over full chunks rather than one short row at a time. */
 int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, const int64_t *start,
                            const int8_t *direction, const void *classes, int class_bytes,
                            const void *target, int target_bytes, int64_t ignore, int ignore_byte,
@@ -274,16 +310,39 @@ int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, co
                            uint8_t *flags) {
     if ((class_bytes != 1 && class_bytes != 8) || (target_bytes != 1 && target_bytes != 8))
         return -1;
+    state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
+                 flags};
+    uint8_t cls[STAGE], ok[STAGE], seen[STAGE];
     const char *cp = classes, *tp = target;
+    int64_t filled = 0, chunk_at = 0; /* staged pixels, and the state position of the first */
     for (int64_t k = 0; k < rows; k++) {
         int64_t r = order[k], at = start[r];
-
-        int code = segforget_observe_targets(
-            1, width, direction[r] < 0, cp + r * width * class_bytes, class_bytes,
-            tp + r * width * target_bytes, target_bytes, ignore, ignore_byte, observations + at,
-            correct + at, forgetting + at, switches + at, first_learned + at,
-            last_prediction + at, flags + at);
-        if (code) return code;
+        int mirrored = direction[r] < 0;
+        if (k + 1 < rows) { /* the next input row is elsewhere: start fetching its head */
+            int64_t next = order[k + 1];
+            int64_t head = next * width + (direction[next] < 0 ? width - 1 : 0);
+            prefetch_head(cp + head * class_bytes, direction[next] < 0);
+            prefetch_head(tp + head * target_bytes, direction[next] < 0);
+        }
+        if (filled && at != chunk_at + filled) { /* not adjacent: step what is staged */
+            step_state(filled, chunk_at, cls, ok, seen, &s);
+            filled = 0;
+        }
+        for (int64_t col = 0; col < width;) {
+            if (filled == 0) chunk_at = at + col;
+            int64_t n = width - col < STAGE - filled ? width - col : STAGE - filled;
+            int64_t source = r * width + (mirrored ? width - 1 - col : col);
+            stage(n, mirrored, cp + source * class_bytes, class_bytes,
+                        tp + source * target_bytes, target_bytes, ignore, ignore_byte,
+                        cls + filled, ok + filled, seen + filled);
+            filled += n;
+            col += n;
+            if (filled == STAGE) {
+                step_state(filled, chunk_at, cls, ok, seen, &s);
+                filled = 0;
+            }
+        }
     }
+    if (filled) step_state(filled, chunk_at, cls, ok, seen, &s);
     return 0;
 }
