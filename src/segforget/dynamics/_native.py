@@ -77,7 +77,7 @@ def _build(source: bytes, compiler: str, target: Path) -> None:
         src = Path(work) / _SOURCE
         src.write_bytes(source)
         out = Path(work) / target.name
-        attempts = [[], ["-DSEGFORGET_NO_CLONES"]]  # without AVX2 clones if they fail
+        attempts = [[], ["-DSEGFORGET_NO_CLONES"]]  # without the AVX2 / AVX-512 clones if they fail
         error = ""
         for extra in attempts:
             command = [compiler, *_FLAGS, *extra, str(src), "-o", str(out)]

@@ -291,11 +291,6 @@ int64_t segforget_row_runs(int64_t rows, int64_t width, const int64_t *restrict 
     return rows;
 }
 
-/* Hint the caches to fetch the 4 cache lines from `at` on (backwards when `backwards`). */
-static void prefetch_head(const char *at, int backwards) {
-    for (int line = 0; line < 4; line++) __builtin_prefetch(at + (backwards ? -64 : 64) * line);
-}
-
 /* One observation of `rows` runs of `width` pixels: input row r (classes and targets, 1 or 8
  * bytes each) goes to the pixels start[r] .. start[r] + width - 1 of the state (reversed when
  * direction[r] is -1). Rows are visited in the given `order` (ascending start: the state is
@@ -318,12 +313,6 @@ int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, co
     for (int64_t k = 0; k < rows; k++) {
         int64_t r = order[k], at = start[r];
         int mirrored = direction[r] < 0;
-        if (k + 1 < rows) { /* the next input row is elsewhere: start fetching its head */
-            int64_t next = order[k + 1];
-            int64_t head = next * width + (direction[next] < 0 ? width - 1 : 0);
-            prefetch_head(cp + head * class_bytes, direction[next] < 0);
-            prefetch_head(tp + head * target_bytes, direction[next] < 0);
-        }
         if (filled && at != chunk_at + filled) { /* not adjacent: step what is staged */
             step_state(filled, chunk_at, cls, ok, seen, &s);
             filled = 0;
@@ -332,9 +321,8 @@ int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, co
             if (filled == 0) chunk_at = at + col;
             int64_t n = width - col < STAGE - filled ? width - col : STAGE - filled;
             int64_t source = r * width + (mirrored ? width - 1 - col : col);
-            stage(n, mirrored, cp + source * class_bytes, class_bytes,
-                        tp + source * target_bytes, target_bytes, ignore, ignore_byte,
-                        cls + filled, ok + filled, seen + filled);
+            stage(n, mirrored, cp + source * class_bytes, class_bytes, tp + source * target_bytes,
+                  target_bytes, ignore, ignore_byte, cls + filled, ok + filled, seen + filled);
             filled += n;
             col += n;
             if (filled == STAGE) {
