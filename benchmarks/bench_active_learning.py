@@ -31,6 +31,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument(
+        "--track-warmup",
+        type=int,
+        default=None,
+        help="Epochs before the pool is first observed (default: a third of --epochs).",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="Also write the curves as JSON.")
@@ -55,6 +61,7 @@ def main() -> None:
         model=args.model,
         epochs=args.epochs,
         steps_per_epoch=args.steps,
+        track_warmup=args.track_warmup,
         device=args.device,
         on_round=lambda s, seed, r, n, m: print(f"  {s:<10} seed {seed} labeled {n:>3}: {m:.4f}"),
     )

@@ -16,6 +16,7 @@ from segforget.analysis.active_learning import (
     margin_section_scores,
     section_uncertainty,
     select_from_run,
+    simulate_active_learning,
 )
 from segforget.analysis.label_issues import (
     label_issue_scores,
@@ -190,4 +191,52 @@ def test_al_sim_user_errors(tiny_f3, tmp_path):
     assert_user_error(
         run_cli([*base, "--rounds", 5, "--budget", 4]), "Expected initial + rounds * budget"
     )
+    assert_user_error(
+        run_cli([*base, "--epochs", 4, "--track-warmup", 3]), "Expected `--track-warmup` in [0, "
+    )
     assert not out.exists()
+
+
+def test_al_sim_pool_observed_only_after_the_warmup(tiny_f3):
+    """Tracked rounds observe the pool once per epoch past ``track_warmup``; labeled sections
+    are never observed; the default warm-up is a third of the epochs."""
+    from segforget.analysis.active_learning import _train_on_sections, default_track_warmup
+    from segforget.data import load_data
+
+    assert [default_track_warmup(e) for e in (1, 2, 3, 6, 10)] == [0, 0, 1, 2, 3]
+    data = load_data(f"f3:{tiny_f3}")
+    view = data.views[0]
+    labeled, pool = np.array([0, 1]), np.arange(2, 10)
+    space = data.space("train", view)
+    options = dict(model_name="tiny", epochs=3, steps_per_epoch=1, batch_size=2, lr=1e-3)
+    for warmup in (0, 1):
+        _, stats = _train_on_sections(
+            data,
+            view,
+            labeled,
+            pool,
+            track=True,
+            track_warmup=warmup,
+            seed=0,
+            device="cpu",
+            **options,
+        )
+        observations = np.asarray(stats.observations).reshape(space.num_sections, -1)
+        assert (observations[pool] == 3 - warmup).all()
+        assert (observations[labeled] == 0).all()
+    with pytest.raises(ValueError, match="Expected `track_warmup` to be an integer in"):
+        simulate_active_learning(
+            data, strategies=["switch"], rounds=1, budget=1, seeds=[0], epochs=3, track_warmup=2
+        )
+
+
+def test_test_sections_observed_after_the_warmup(tiny_run):
+    """track.test_warmup=1 in a 3-epoch run: training pixels observed 3 times, test pixels 2."""
+    run = load_run(tiny_run)
+    train_obs = np.asarray(run.stats("epoch", "train", "inline").observations)
+    assert train_obs.max() == 3
+    for split in ("test1", "test2"):
+        stats = run.stats("epoch", split, "inline")
+        observations = np.asarray(stats.observations)
+        assert observations.max() == 2 and (observations > 0).mean() > 0.9
+        assert stats.meta["warmup_epochs"] == 1 and stats.meta["epochs"] == 3

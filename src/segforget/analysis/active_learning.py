@@ -50,6 +50,7 @@ __all__ = [
     "select_from_run",
     "plot_selection",
     "simulate_active_learning",
+    "default_track_warmup",
     "plot_learning_curves",
     "write_selection",
 ]
@@ -614,13 +615,15 @@ def _train_on_sections(
     track: bool,
     model_name: str,
     epochs: int,
+    track_warmup: int = 0,
     steps_per_epoch: int,
     batch_size: int,
     lr: float,
     seed: int,
     device: str,
 ) -> tuple[Any, Any]:
-    """Train a fresh model on the labeled sections; track the pool after every epoch if asked.
+    """Train a fresh model on the labeled sections; track the pool after every epoch past
+    ``track_warmup`` if asked.
 
     Each epoch is ``steps_per_epoch`` batches drawn with replacement from the labeled sections,
     so that every round trains the same number of steps whatever the labeled-set size (small
@@ -659,7 +662,7 @@ def _train_on_sections(
         space = data.space("train", view)
         tracker = ForgettingTracker(space.num_pixels, data.num_classes, device=device)
         pool_loader = DataLoader(data.dataset("train", view, sections=pool), batch_size=8)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         model.train()
         for batch in loader:
             optimizer.zero_grad()
@@ -668,7 +671,7 @@ def _train_on_sections(
             loss.backward()
             optimizer.step()
             schedule.step()
-        if tracker is not None:
+        if tracker is not None and epoch >= track_warmup:
             model.eval()
             with torch.no_grad():
                 for batch in pool_loader:
@@ -724,6 +727,12 @@ def _acquire(
     return pool[select_sections(scores, budget, strategy=strategy, seed=seed)]
 
 
+def default_track_warmup(epochs: int) -> int:
+    """Pool observations skipped at the start of an al-sim round: the first third of the
+    epochs, keeping at least two observations (``epochs >= 2``)."""
+    return max(0, min(epochs // 3, epochs - 2))
+
+
 def simulate_active_learning(
     data: Any,
     *,
@@ -738,6 +747,7 @@ def simulate_active_learning(
     steps_per_epoch: int = 10,
     batch_size: int = 4,
     lr: float = 3e-3,
+    track_warmup: int | None = None,
     device: str = "cpu",
     on_round: Any = None,
 ) -> dict[str, Any]:
@@ -747,8 +757,11 @@ def simulate_active_learning(
     the ``train`` split; each round trains a fresh model (same initialization for every
     strategy) on the labeled sections, records the test mIoU over all test splits, then adds
     ``budget`` sections of the unlabeled pool chosen by the strategy. Tracked strategies
-    observe the pool after every epoch (clean eval pass) with a :class:`ForgettingTracker`;
-    ``forgetting`` reads the pool's hidden labels (an oracle reference).
+    observe the pool after every epoch past the first ``track_warmup`` (clean eval pass) with a
+    :class:`ForgettingTracker`; ``forgetting`` reads the pool's hidden labels (an oracle
+    reference). While the model is still close to its random start its predictions flip
+    almost everywhere, so switches counted from the first epochs rank sections by noise; the
+    warm-up leaves them out.
 
     Args:
         data: a :class:`segforget.data.SegmentationData` or a data spec string.
@@ -763,6 +776,9 @@ def simulate_active_learning(
         steps_per_epoch: optimizer steps per epoch.
         batch_size: sections per step.
         lr: Adam learning rate.
+        track_warmup: epochs before the first pool observation (default ``epochs // 3``);
+            at least two observations must remain (``track_warmup <= epochs - 2``; 0 when
+            ``epochs`` is 1).
         device: torch device.
         on_round: optional callback ``(strategy, seed, round, labeled, miou)``.
 
@@ -794,6 +810,16 @@ def simulate_active_learning(
             raise ValueError(f"Expected `{name}` to be an integer >= 1, got {value!r}")
     if not seeds:
         raise ValueError("Expected `seeds` to hold at least one seed, got none")
+    track_warmup = default_track_warmup(epochs) if track_warmup is None else track_warmup
+    if (
+        isinstance(track_warmup, bool)
+        or not isinstance(track_warmup, (int, np.integer))
+        or not 0 <= track_warmup <= max(epochs - 2, 0)
+    ):
+        raise ValueError(
+            f"Expected `track_warmup` to be an integer in [0, epochs - 2] = "
+            f"[0, {max(epochs - 2, 0)}] (switches need two pool observations), got {track_warmup!r}"
+        )
     view = data.views[0] if view is None else data.check_view(view)
     train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
     needed = initial + rounds * budget
@@ -830,6 +856,7 @@ def simulate_active_learning(
                         track=(needs_stats or (round_index == 0 and any_tracked)) and not last,
                         model_name=model,
                         epochs=epochs,
+                        track_warmup=int(track_warmup),
                         steps_per_epoch=steps_per_epoch,
                         batch_size=batch_size,
                         lr=lr,
@@ -877,6 +904,7 @@ def simulate_active_learning(
         "steps_per_epoch": steps_per_epoch,
         "batch_size": batch_size,
         "lr": lr,
+        "track_warmup": int(track_warmup),
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves}

@@ -105,6 +105,11 @@ def al_sim_command(
     steps: int = typer.Option(10, help="Optimizer steps per epoch."),
     batch_size: int = typer.Option(4, help="Sections per step."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    track_warmup: int | None = typer.Option(
+        None,
+        help="Epochs before the pool is first observed (switch/gauss/forgetting); "
+        "default: a third of --epochs.",
+    ),
     device: str = typer.Option("cpu", help="Torch device."),
     out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
@@ -129,6 +134,11 @@ def al_sim_command(
     for name, value in (("--rounds", rounds), ("--budget", budget), ("--initial", initial)):
         if value < 1:
             raise ValueError(f"Expected `{name}` to be an integer >= 1, got {value}")
+    if track_warmup is not None and not 0 <= track_warmup <= max(epochs - 2, 0):
+        raise ValueError(
+            f"Expected `--track-warmup` in [0, --epochs - 2] = [0, {max(epochs - 2, 0)}] "
+            f"(switches need two pool observations), got {track_warmup}"
+        )
     _check_free(out, force)
     spec = data if data is not None else f"synthetic:{preset}"
     total = len(names) * len(seed_list) * (rounds + 1)
@@ -151,6 +161,7 @@ def al_sim_command(
             steps_per_epoch=steps,
             batch_size=batch_size,
             lr=lr,
+            track_warmup=track_warmup,
             device=device,
             on_round=on_round,
         )
