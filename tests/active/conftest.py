@@ -37,7 +37,8 @@ def tiny_f3(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_f3, tmp_path_factory):
-    """A 3-epoch run of the tiny model with the test splits tracked (inline view only)."""
+    """A 3-epoch run of the tiny model with the test splits tracked after a 1-epoch warm-up
+    (inline view only)."""
     from segforget.train import RunConfig, apply_overrides, train
 
     config = RunConfig()
@@ -53,6 +54,7 @@ def tiny_run(tiny_f3, tmp_path_factory):
             "train.device=cpu",
             "train.threads=1",
             "track.test=true",
+            "track.test_warmup=1",
             "log.progress=false",
             "log.tensorboard=false",
         ],

@@ -75,6 +75,8 @@ def test_malformed_override():
         ("train.class_weights", "heavy", r"`train\.class_weights` to be none, f3 or a list"),
         ("data.val_fraction", "1.5", r"`data\.val_fraction` to be in \[0, 1\)"),
         ("model.encoder_depth", "9", r"`model\.encoder_depth` to be null or an integer in 1\.\.5"),
+        ("track.test_warmup", "10", r"`track\.test_warmup` to be an integer in \[0, train\.epochs"),
+        ("track.test_warmup", "-1", r"`track\.test_warmup` to be an integer in \[0, train\.epochs"),
     ],
 )
 def test_invalid_values(key, value, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from rich.console import Console
 
 from helpers import assert_user_error, run_cli
@@ -25,6 +26,10 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert "wall time:" in text
     run = load_run(tmp_path / "demo" / "baseline")
     assert ("epoch", "test1", "inline") in run.available_stats()  # test pool tracked
+    epochs = run.config["train"]["epochs"]
+    test_stats = run.stats("epoch", "test1", "inline")
+    assert test_stats.meta["warmup_epochs"] == epochs // 3  # after the warm-up only
+    assert int(np.asarray(test_stats.observations).max()) == epochs - epochs // 3
     assert ("presentation", "train", "inline") in run.available_stats()
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
     method_run = load_run(tmp_path / "demo" / "online")

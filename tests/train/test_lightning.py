@@ -46,8 +46,12 @@ def _fit(callback, module, loader):
     trainer.fit(module, loader)
 
 
-@pytest.mark.parametrize("mode", ["presentation", "epoch"])
-def test_callback_matches_reference_tracker(tiny_survey, tmp_path, mode):
+@pytest.mark.parametrize(
+    ("mode", "warmup"), [("presentation", 0), ("epoch", 0), ("presentation", 1), ("epoch", 1)]
+)
+def test_callback_matches_reference_tracker(tiny_survey, tmp_path, mode, warmup):
+    """The callback records what a reference tracker fed the same logits records, from the
+    epoch after ``warmup_epochs`` on."""
     torch.manual_seed(0)
     data = load_data(tiny_survey)
     dataset = data.dataset("train", "crossline")
@@ -63,6 +67,7 @@ def test_callback_matches_reference_tracker(tiny_survey, tmp_path, mode):
         mode=mode,
         epoch_loader=eval_loader if mode == "epoch" else None,
         meta=space.meta(),
+        warmup_epochs=warmup,
     )
     reference = ForgettingTracker(space.num_pixels, data.num_classes)
     if mode == "epoch":
@@ -71,6 +76,8 @@ def test_callback_matches_reference_tracker(tiny_survey, tmp_path, mode):
 
         def hook(trainer, pl_module):
             original(trainer, pl_module)
+            if callback._epochs <= warmup:
+                return
             pl_module.eval()
             with torch.no_grad():
                 for batch in eval_loader:
@@ -81,14 +88,16 @@ def test_callback_matches_reference_tracker(tiny_survey, tmp_path, mode):
         callback.on_train_epoch_end = hook
     _fit(callback, module, loader)
     if mode == "presentation":
-        for logits, label, pixel_index in module.seen:
+        per_epoch = len(module.seen) // 2
+        for logits, label, pixel_index in module.seen[warmup * per_epoch :]:
             reference.update(logits, label, pixel_index)
     stats = ForgettingStats.load(store)
     expected = reference.compute()
     for name in ("observations", "correct", "forgetting_events", "switch_events", "first_learned"):
         np.testing.assert_array_equal(getattr(stats, name), getattr(expected, name), err_msg=name)
     assert stats.meta["mode"] == mode and stats.meta["epochs"] == 2
-    assert stats.observations.max() == 2
+    assert stats.meta["warmup_epochs"] == warmup
+    assert stats.observations.max() == 2 - warmup
 
 
 def test_epoch_mode_needs_a_loader():
@@ -100,3 +109,8 @@ def test_presentation_needs_logits_in_the_step_output(tiny_survey):
     callback = ForgettingCallback(10, 2)
     with pytest.raises(ValueError, match="training_step to return a dict with 'logits'"):
         callback.on_train_batch_end(None, None, torch.tensor(1.0), {}, 0)
+
+
+def test_warmup_must_be_a_count():
+    with pytest.raises(ValueError, match="Expected `warmup_epochs` to be an integer >= 0"):
+        ForgettingCallback(10, 2, warmup_epochs=-1)

@@ -106,12 +106,15 @@ class PresentationTracking(Callback):
 
 
 class EpochTracking(Callback):
-    """After each epoch, a clean eval-mode pass over all training (and test) sections."""
+    """After each epoch, a clean eval-mode pass over all training (and test) sections; the
+    test sections only once ``track.test_warmup`` epochs are done."""
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
         started = time.perf_counter()
         for (mode, split, view), tracker in trainer.trackers.items():
             if mode != "epoch":
+                continue
+            if split != "train" and epoch < trainer.config.track.test_warmup:
                 continue
             dataset = trainer.data.dataset(split, view)
 

@@ -114,12 +114,17 @@ class TrackConfig:
         mode: ``epoch`` (clean eval-mode pass over the training sections after each epoch),
             ``presentation`` (on the training forward pass), ``both`` or ``none``.
         test: also track the test sections after each epoch (epoch-style pass; needs epoch mode).
+        test_warmup: epochs after which the test sections are first observed (0: from the
+            first epoch). A model still close to its random start flips its prediction almost
+            everywhere, so switch counts that include the first epochs rank sections by noise;
+            ``segforget select --strategy switch`` ranks better with a warm-up.
         confidence: confidence/variability/AUM statistics (None: on in epoch mode only).
         history: keep every observation's correctness bit (None: on in epoch mode only).
     """
 
     mode: str = "epoch"
     test: bool = False
+    test_warmup: int = 0
     confidence: bool | None = None
     history: bool | None = None
 
@@ -405,6 +410,12 @@ def _validate(c: RunConfig) -> None:
         "track.test",
         "false unless track.mode is epoch or both (test sections are tracked by the epoch pass)",
         k.test,
+    )
+    _check(
+        _is_int(k.test_warmup) and 0 <= k.test_warmup < max(t.epochs, 1),
+        "track.test_warmup",
+        "an integer in [0, train.epochs - 1] (the test sections need one observation)",
+        k.test_warmup,
     )
     for name in ("confidence", "history"):
         value = getattr(k, name)

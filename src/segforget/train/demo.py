@@ -43,7 +43,8 @@ def demo_config(
     method: str = "baseline",
     options: dict | None = None,
 ) -> RunConfig:
-    """The demo's configuration: light model, epoch + presentation tracking, test tracked too."""
+    """The demo's configuration: light model, epoch + presentation tracking, test sections
+    tracked too (after a warm-up of a third of the epochs)."""
     config = RunConfig()
     config.data.spec = spec
     config.model.name = model
@@ -53,6 +54,9 @@ def demo_config(
     config.train.device = "cpu"
     config.track.mode = "both"
     config.track.test = True
+    # test sections observed from the second third of training on: the switch counts that
+    # `segforget select` ranks then leave out the flips of a freshly initialized model
+    config.track.test_warmup = epochs // 3
     config.method.name = method
     config.method.options = dict(options or {})
     return config.validate()

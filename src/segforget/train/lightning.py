@@ -56,6 +56,9 @@ class ForgettingCallback(pl.Callback):
         confidence: record confidence/variability/AUM (default: on in epoch mode).
         history: keep every observation's correctness bit (default: on in epoch mode).
         meta: extra facts saved with the statistics (e.g. section_shape, view).
+        warmup_epochs: epochs whose observations are skipped (0: record from the first);
+            e.g. for switch counts of an unlabeled pool passed as ``epoch_loader``, which a
+            freshly initialized model's flips would otherwise dominate.
 
     Attributes:
         tracker: the live :class:`~segforget.dynamics.ForgettingTracker`.
@@ -74,8 +77,18 @@ class ForgettingCallback(pl.Callback):
         confidence: bool | None = None,
         history: bool | None = None,
         meta: dict[str, Any] | None = None,
+        warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
+        if (
+            isinstance(warmup_epochs, bool)
+            or not isinstance(warmup_epochs, int)
+            or warmup_epochs < 0
+        ):
+            raise ValueError(
+                f"Expected `warmup_epochs` to be an integer >= 0, got {warmup_epochs!r}"
+            )
+        self.warmup_epochs = warmup_epochs
         if mode not in ("presentation", "epoch"):
             raise ValueError(f"Expected `mode` to be presentation or epoch, got {mode!r}")
         if mode == "epoch" and epoch_loader is None:
@@ -108,7 +121,7 @@ class ForgettingCallback(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self.mode != "presentation":
+        if self.mode != "presentation" or self._epochs < self.warmup_epochs:
             return
         if not isinstance(outputs, dict) or self.logits_key not in outputs:
             raise ValueError(
@@ -120,7 +133,7 @@ class ForgettingCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epochs += 1
-        if self.mode != "epoch":
+        if self.mode != "epoch" or self._epochs <= self.warmup_epochs:
             return
         was_training = pl_module.training
         pl_module.eval()
@@ -133,7 +146,12 @@ class ForgettingCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.store is None or not trainer.is_global_zero:
             return
-        meta = {"mode": self.mode, "epochs": self._epochs, **self.meta}
+        meta = {
+            "mode": self.mode,
+            "epochs": self._epochs,
+            "warmup_epochs": self.warmup_epochs,
+            **self.meta,
+        }
         self.tracker.compute(meta=meta).save(self.store)
 
     def state_dict(self) -> dict[str, Any]:

@@ -630,6 +630,8 @@ class Trainer:
             if split == "train":
                 meta["train_sections"] = self.data.sections("train", view).tolist()
                 meta["val_sections"] = self.data.sections("val", view).tolist()
+            else:  # test sections: observed after the warm-up epochs only
+                meta["warmup_epochs"] = int(self.config.track.test_warmup)
             stats[(mode, split, view)] = tracker.compute(meta=meta)
         if self.context.is_main:
             for (mode, split, view), value in stats.items():
