@@ -28,8 +28,8 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert ("epoch", "test1", "inline") in run.available_stats()  # test pool tracked
     epochs = run.config["train"]["epochs"]
     test_stats = run.stats("epoch", "test1", "inline")
-    assert test_stats.meta["warmup_epochs"] == epochs // 3  # after the warm-up only
-    assert int(np.asarray(test_stats.observations).max()) == epochs - epochs // 3
+    assert test_stats.meta["warmup_epochs"] == 0  # observed from the first epoch
+    assert int(np.asarray(test_stats.observations).max()) == epochs
     assert ("presentation", "train", "inline") in run.available_stats()
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
     method_run = load_run(tmp_path / "demo" / "online")

@@ -116,8 +116,9 @@ class TrackConfig:
         test: also track the test sections after each epoch (epoch-style pass; needs epoch mode).
         test_warmup: epochs after which the test sections are first observed (0: from the
             first epoch). A model still close to its random start flips its prediction almost
-            everywhere, so switch counts that include the first epochs rank sections by noise;
-            ``segforget select --strategy switch`` ranks better with a warm-up.
+            everywhere: a warm-up leaves those flips out of the per-section switch counts that
+            ``segforget select`` ranks, at the cost of per-pixel information (early flips help
+            predict a test pixel's error).
         confidence: confidence/variability/AUM statistics (None: on in epoch mode only).
         history: keep every observation's correctness bit (None: on in epoch mode only).
     """

@@ -43,8 +43,7 @@ def demo_config(
     method: str = "baseline",
     options: dict | None = None,
 ) -> RunConfig:
-    """The demo's configuration: light model, epoch + presentation tracking, test sections
-    tracked too (after a warm-up of a third of the epochs)."""
+    """The demo's configuration: light model, epoch + presentation tracking, test tracked too."""
     config = RunConfig()
     config.data.spec = spec
     config.model.name = model
@@ -53,10 +52,9 @@ def demo_config(
     config.train.lr = 2e-3
     config.train.device = "cpu"
     config.track.mode = "both"
+    # Test sections tracked from the first epoch: per pixel, switch counts over all epochs
+    # predict test errors best (AUROC 0.81-0.87 on the demo; 0.72-0.77 with a warm-up of 2).
     config.track.test = True
-    # test sections observed from the second third of training on: the switch counts that
-    # `segforget select` ranks then leave out the flips of a freshly initialized model
-    config.track.test_warmup = epochs // 3
     config.method.name = method
     config.method.options = dict(options or {})
     return config.validate()
