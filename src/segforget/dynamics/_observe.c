@@ -63,9 +63,11 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
  * bytes. */
 #define DEFINE_STAGE(NAME, CTYPE, TTYPE, DIRECTION)                                          \
     VECTOR_CLONES                                                                            \
-    static void NAME(int64_t n, const CTYPE *restrict c, const TTYPE *restrict t,           \
-                     int64_t ignore, int ignore_byte, uint8_t *restrict cls,                \
-                     uint8_t *restrict ok, uint8_t *restrict seen_now) {                    \
+    static void NAME(int64_t n, const void *classes, const void *target, int64_t ignore,    \
+                     int ignore_byte, uint8_t *restrict cls, uint8_t *restrict ok,          \
+                     uint8_t *restrict seen_now) {                                          \
+        const CTYPE *restrict c = classes;                                                   \
+        const TTYPE *restrict t = target;                                                    \
         if (ignore_byte) {                                                                   \
             uint8_t ig = (uint8_t)ignore;                                                    \
             for (int64_t i = 0; i < n; i++) {                                                \
@@ -104,28 +106,22 @@ static void codes_to_bytes(int64_t n, const uint8_t *restrict code, uint8_t *res
     }
 }
 
+/* Index of a (class bytes, target bytes) pair in the kernel tables: 1 or 8 bytes each. */
+static int width_pair(int c_bytes, int t_bytes) { return (c_bytes == 8) * 2 + (t_bytes == 8); }
+
+typedef void (*stage_fn)(int64_t, const void *, const void *, int64_t, int, uint8_t *, uint8_t *,
+                         uint8_t *);
+static const stage_fn STAGE_FORWARDS[4] = {stage_u8_u8, stage_u8_i64, stage_i64_u8, stage_i64_i64};
+static const stage_fn STAGE_BACKWARDS[4] = {stage_back_u8_u8, stage_back_u8_i64, stage_back_i64_u8,
+                                            stage_back_i64_i64};
+
 /* Stage n pixels from classes c and targets t (1 or 8 bytes each): forwards, or, when
  * `mirrored`, backwards from c and t (which then point at the source of the first pixel). */
 static void stage(int64_t n, int mirrored, const void *c, int c_bytes, const void *t,
                   int t_bytes, int64_t ignore, int ignore_byte, uint8_t *cls, uint8_t *ok,
                   uint8_t *seen) {
-    if (mirrored) {
-        if (c_bytes == 8 && t_bytes == 8)
-            stage_back_i64_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
-        else if (c_bytes == 1 && t_bytes == 1)
-            stage_back_u8_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
-        else if (c_bytes == 1)
-            stage_back_u8_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
-        else
-            stage_back_i64_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
-    } else if (c_bytes == 8 && t_bytes == 8)
-        stage_i64_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
-    else if (c_bytes == 1 && t_bytes == 1)
-        stage_u8_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
-    else if (c_bytes == 1)
-        stage_u8_i64(n, c, t, ignore, ignore_byte, cls, ok, seen);
-    else
-        stage_i64_u8(n, c, t, ignore, ignore_byte, cls, ok, seen);
+    const stage_fn *table = mirrored ? STAGE_BACKWARDS : STAGE_FORWARDS;
+    table[width_pair(c_bytes, t_bytes)](n, c, t, ignore, ignore_byte, cls, ok, seen);
 }
 
 /* One observation of `lines` x `width` pixels whose state is contiguous from the pointers in
@@ -203,8 +199,10 @@ void segforget_index_bounds(int64_t samples, int64_t per_sample, const int64_t *
  * does) makes a second pass that costs more than it saves here, where the scatter dominates. */
 #define DEFINE_SCATTER(NAME, CTYPE, TTYPE)                                                   \
     static void NAME(int64_t n, const int64_t *restrict index, int64_t offset,               \
-                     const CTYPE *restrict c, const TTYPE *restrict t, int64_t ignore,       \
+                     const void *classes, const void *target, int64_t ignore,                \
                      int ignore_byte, uint8_t *restrict code, uint8_t *restrict cls) {       \
+        const CTYPE *restrict c = classes;                                                   \
+        const TTYPE *restrict t = target;                                                    \
         for (int64_t i = 0; i < n; i++) {                                                    \
             int64_t r = index[i];                                                            \
             uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                                  \
@@ -222,28 +220,21 @@ DEFINE_SCATTER(scatter_u8_u8, uint8_t, uint8_t)
 DEFINE_SCATTER(scatter_u8_i64, uint8_t, int64_t)
 DEFINE_SCATTER(scatter_i64_u8, int64_t, uint8_t)
 
+typedef void (*scatter_fn)(int64_t, const int64_t *, int64_t, const void *, const void *,
+                           int64_t, int, uint8_t *, uint8_t *);
+static const scatter_fn SCATTERS[4] = {scatter_u8_u8, scatter_u8_i64, scatter_i64_u8,
+                                       scatter_i64_i64};
+
 void segforget_scatter_codes(int64_t samples, int64_t per_sample, const int64_t *restrict index,
                              const int64_t *restrict shift, const void *classes,
                              int class_bytes, const void *target, int target_bytes,
                              int64_t ignore, int ignore_byte, uint8_t *restrict code,
                              uint8_t *restrict cls) {
+    scatter_fn scatter = SCATTERS[width_pair(class_bytes, target_bytes)];
     for (int64_t b = 0; b < samples; b++) {
         int64_t at = b * per_sample;
-        const char *c = (const char *)classes + at * class_bytes;
-        const char *t = (const char *)target + at * target_bytes;
-        const int64_t *rows = index + at;
-        if (class_bytes == 8 && target_bytes == 8)
-            scatter_i64_i64(per_sample, rows, shift[b], (const int64_t *)c, (const int64_t *)t,
-                            ignore, ignore_byte, code, cls);
-        else if (class_bytes == 1 && target_bytes == 1)
-            scatter_u8_u8(per_sample, rows, shift[b], (const uint8_t *)c, (const uint8_t *)t,
-                          ignore, ignore_byte, code, cls);
-        else if (class_bytes == 1)
-            scatter_u8_i64(per_sample, rows, shift[b], (const uint8_t *)c, (const int64_t *)t,
-                           ignore, ignore_byte, code, cls);
-        else
-            scatter_i64_u8(per_sample, rows, shift[b], (const int64_t *)c, (const uint8_t *)t,
-                           ignore, ignore_byte, code, cls);
+        scatter(per_sample, index + at, shift[b], (const char *)classes + at * class_bytes,
+                (const char *)target + at * target_bytes, ignore, ignore_byte, code, cls);
     }
 }
 
