@@ -154,6 +154,22 @@ int segforget_observe_targets(int64_t lines, int64_t width, int mirrored, const 
     return 0;
 }
 
+/* Step n pixels of `s` chunk by chunk from derived bytes (`ok`, `seen_now`), or, when `code`
+ * is not NULL, from window codes (0 not observed, 1 correct, 2 wrong) converted per chunk. */
+static void step_derived(int64_t n, const uint8_t *cls, const uint8_t *ok,
+                         const uint8_t *seen_now, const uint8_t *code, const state_t *s) {
+    uint8_t ok_chunk[STAGE], seen_chunk[STAGE];
+    for (int64_t at = 0; at < n; at += STAGE) {
+        int64_t m = n - at < STAGE ? n - at : STAGE;
+        if (code) {
+            codes_to_bytes(m, code + at, ok_chunk, seen_chunk);
+            step_state(m, at, cls + at, ok_chunk, seen_chunk, s);
+        } else {
+            step_state(m, at, cls + at, ok + at, seen_now + at, s);
+        }
+    }
+}
+
 /* One observation of n pixels from bytes already derived: `ok` correct (0 where not observed),
  * `cls` predicted class, `seen_now` observed (0/1). */
 int segforget_observe_bytes(int64_t n, const uint8_t *ok, const uint8_t *cls,
@@ -162,10 +178,7 @@ int segforget_observe_bytes(int64_t n, const uint8_t *ok, const uint8_t *cls,
                             uint8_t *last_prediction, uint8_t *flags) {
     state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
                  flags};
-    for (int64_t at = 0; at < n; at += STAGE) {
-        int64_t m = n - at < STAGE ? n - at : STAGE;
-        step_state(m, at, cls + at, ok + at, seen_now + at, &s);
-    }
+    step_derived(n, cls, ok, seen_now, NULL, &s);
     return 0;
 }
 
@@ -245,12 +258,7 @@ int segforget_observe_codes(int64_t n, const uint8_t *code, const uint8_t *cls,
                             uint8_t *last_prediction, uint8_t *flags) {
     state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
                  flags};
-    uint8_t ok[STAGE], seen[STAGE];
-    for (int64_t at = 0; at < n; at += STAGE) {
-        int64_t m = n - at < STAGE ? n - at : STAGE;
-        codes_to_bytes(m, code + at, ok, seen);
-        step_state(m, at, cls + at, ok, seen, &s);
-    }
+    step_derived(n, cls, NULL, NULL, code, &s);
     return 0;
 }
 
