@@ -393,3 +393,44 @@ def test_native_equals_reference_on_wide_sections(layout, width):
     for name in ref.INT_FIELDS:
         np.testing.assert_array_equal(getattr(stats, name), expected[name], err_msg=name)
     assert expected["forgetting_events"].sum() > 0
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+def test_block_check_of_the_kernel_matches_numpy():
+    """The fused kernel's block check finds the same offsets as the numpy check, also for
+    indices that pass the three-pixel probe and differ further in (swapped pixels)."""
+    from segforget.dynamics._kernel import Workspace
+    from segforget.dynamics._tracker import _block_offsets
+
+    height, width, block = 3, 5, 15
+    ramp = np.arange(block).reshape(height, width)
+    cases = {}
+    for flipped in (False, True):
+        base = ramp[:, ::-1] if flipped else ramp
+        whole = np.stack([2 * block + base, 0 * block + base])
+        cases[("whole", flipped)] = whole
+        swapped = whole.copy()
+        swapped[1, 1, [1, 2]] = swapped[1, 1, [2, 1]]  # inside, not a probed pixel
+        cases[("swapped", flipped)] = swapped
+        last = whole.copy()
+        last[0, 2, [1, 2]] = last[0, 2, [2, 1]]  # in the last row, not a probed pixel
+        cases[("last row", flipped)] = last
+        cases[("overlap", flipped)] = np.stack([base + 3, base + 10])
+        cases[("negative", flipped)] = np.stack([base - 1, base + block])
+        cases[("flat", flipped)] = whole.reshape(2, 1, block)
+    found = {}
+    for (name, flipped), index in cases.items():
+        index = torch.as_tensor(np.ascontiguousarray(index))
+        results = [
+            _block_offsets(
+                index, 4 * block, Workspace(torch.device("cpu")), flipped=flipped, native=native
+            )
+            for native in (True, False)
+        ]
+        assert results[0] == results[1], (name, flipped)
+        found[(name, flipped)] = results[0]
+    for flipped in (False, True):
+        assert found[("whole", flipped)] == [2 * block, 0]
+        for name in ("swapped", "last row", "overlap", "negative"):
+            assert found[(name, flipped)] is None, (name, flipped)
+    assert found[("flat", False)] == [2 * block, 0]

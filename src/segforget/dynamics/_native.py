@@ -38,6 +38,7 @@ __all__ = [
     "scatter_codes",
     "row_runs",
     "observe_rows",
+    "block_starts",
 ]
 
 _SOURCE = "_observe.c"
@@ -129,6 +130,8 @@ def _declare(library: ctypes.CDLL) -> None:
     library.segforget_observe_codes.restype = i32
     library.segforget_row_runs.argtypes = [i64, i64, ptr, ptr, ptr]
     library.segforget_row_runs.restype = i64
+    library.segforget_block_starts.argtypes = [i64, i64, i64, i32, ptr, ptr]
+    library.segforget_block_starts.restype = i64
     library.segforget_observe_rows.argtypes = [i64, i64, ptr, ptr, ptr, ptr, i32, ptr, i32, i64]
     library.segforget_observe_rows.argtypes += [i32]
     library.segforget_observe_rows.argtypes += [ptr] * 7
@@ -316,6 +319,19 @@ def row_runs(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         rows, width, index.data_ptr(), start.data_ptr(), direction.data_ptr()
     )
     return (start, direction) if found == rows else None
+
+
+def block_starts(index: torch.Tensor, *, flipped: bool) -> list[int] | None:
+    """The first pixel of each sample of a contiguous (S, L, W) int64 CPU ``index`` when every
+    sample is one contiguous run of the pixel space, row after row (``flipped``: each row
+    mirrored), in one pass that stops at the first mismatch; None otherwise."""
+    library = _require()
+    samples, lines, width = index.shape
+    start = torch.empty(samples, dtype=torch.int64)
+    found = library.segforget_block_starts(
+        samples, lines, width, int(flipped), index.data_ptr(), start.data_ptr()
+    )
+    return start.tolist() if found == samples else None
 
 
 def observe_rows(

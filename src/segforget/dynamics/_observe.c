@@ -58,10 +58,14 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
          s->switches + at, s->first_learned + at, s->last_prediction + at, s->flags + at);
 }
 
-/* Stage n inputs as bytes: class, correct (and observed), observed. DIRECTION is +1, or -1 to
- * read the sources backwards from c and t (a mirrored line). `ignore_byte`: compare targets as
- * bytes. */
-#define DEFINE_STAGE(NAME, CTYPE, TTYPE, DIRECTION)                                          \
+/* Stage n inputs as bytes: class, correct (and observed), observed. Staged pixel i comes from
+ * source FROM(i): i, or n - 1 - i for a mirrored line (c and t then point at the lowest
+ * address of the line's piece; the sources are read forwards and the bytes written in reverse,
+ * which compilers vectorize, where reading 8-byte sources backwards they do not).
+ * `ignore_byte`: compare targets as bytes. */
+#define FORWARDS(i) (i)
+#define BACKWARDS(i) (n - 1 - (i))
+#define DEFINE_STAGE(NAME, CTYPE, TTYPE, TO)                                                 \
     VECTOR_CLONES                                                                            \
     static void NAME(int64_t n, const void *classes, const void *target, int64_t ignore,    \
                      int ignore_byte, uint8_t *restrict cls, uint8_t *restrict ok,          \
@@ -71,31 +75,31 @@ static void step_state(int64_t n, int64_t at, const uint8_t *cls, const uint8_t 
         if (ignore_byte) {                                                                   \
             uint8_t ig = (uint8_t)ignore;                                                    \
             for (int64_t i = 0; i < n; i++) {                                                \
-                uint8_t cb = (uint8_t)c[DIRECTION i], tb = (uint8_t)t[DIRECTION i];          \
+                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
                 uint8_t o = (uint8_t)(tb != ig);                                             \
-                cls[i] = cb;                                                                 \
-                seen_now[i] = o;                                                             \
-                ok[i] = (uint8_t)((cb == tb) & o);                                           \
+                cls[TO(i)] = cb;                                                             \
+                seen_now[TO(i)] = o;                                                         \
+                ok[TO(i)] = (uint8_t)((cb == tb) & o);                                       \
             }                                                                                \
         } else {                                                                             \
             for (int64_t i = 0; i < n; i++) {                                                \
-                uint8_t cb = (uint8_t)c[DIRECTION i], tb = (uint8_t)t[DIRECTION i];          \
-                uint8_t o = (uint8_t)((int64_t)t[DIRECTION i] != ignore);                    \
-                cls[i] = cb;                                                                 \
-                seen_now[i] = o;                                                             \
-                ok[i] = (uint8_t)((cb == tb) & o);                                           \
+                uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                              \
+                uint8_t o = (uint8_t)((int64_t)t[i] != ignore);                              \
+                cls[TO(i)] = cb;                                                             \
+                seen_now[TO(i)] = o;                                                         \
+                ok[TO(i)] = (uint8_t)((cb == tb) & o);                                       \
             }                                                                                \
         }                                                                                    \
     }
 
-DEFINE_STAGE(stage_i64_i64, int64_t, int64_t, +)
-DEFINE_STAGE(stage_u8_u8, uint8_t, uint8_t, +)
-DEFINE_STAGE(stage_u8_i64, uint8_t, int64_t, +)
-DEFINE_STAGE(stage_i64_u8, int64_t, uint8_t, +)
-DEFINE_STAGE(stage_back_i64_i64, int64_t, int64_t, -)
-DEFINE_STAGE(stage_back_u8_u8, uint8_t, uint8_t, -)
-DEFINE_STAGE(stage_back_u8_i64, uint8_t, int64_t, -)
-DEFINE_STAGE(stage_back_i64_u8, int64_t, uint8_t, -)
+DEFINE_STAGE(stage_i64_i64, int64_t, int64_t, FORWARDS)
+DEFINE_STAGE(stage_u8_u8, uint8_t, uint8_t, FORWARDS)
+DEFINE_STAGE(stage_u8_i64, uint8_t, int64_t, FORWARDS)
+DEFINE_STAGE(stage_i64_u8, int64_t, uint8_t, FORWARDS)
+DEFINE_STAGE(stage_back_i64_i64, int64_t, int64_t, BACKWARDS)
+DEFINE_STAGE(stage_back_u8_u8, uint8_t, uint8_t, BACKWARDS)
+DEFINE_STAGE(stage_back_u8_i64, uint8_t, int64_t, BACKWARDS)
+DEFINE_STAGE(stage_back_i64_u8, int64_t, uint8_t, BACKWARDS)
 
 VECTOR_CLONES
 static void codes_to_bytes(int64_t n, const uint8_t *restrict code, uint8_t *restrict ok,
@@ -120,6 +124,10 @@ static const stage_fn STAGE_BACKWARDS[4] = {stage_back_u8_u8, stage_back_u8_i64,
 static void stage(int64_t n, int mirrored, const void *c, int c_bytes, const void *t,
                   int t_bytes, int64_t ignore, int ignore_byte, uint8_t *cls, uint8_t *ok,
                   uint8_t *seen) {
+    if (mirrored) { /* the backwards kernels take the lowest address of the piece */
+        c = (const char *)c - (n - 1) * c_bytes;
+        t = (const char *)t - (n - 1) * t_bytes;
+    }
     const stage_fn *table = mirrored ? STAGE_BACKWARDS : STAGE_FORWARDS;
     table[width_pair(c_bytes, t_bytes)](n, c, t, ignore, ignore_byte, cls, ok, seen);
 }
@@ -260,6 +268,32 @@ int segforget_observe_codes(int64_t n, const uint8_t *code, const uint8_t *cls,
                  flags};
     step_derived(n, cls, NULL, NULL, code, &s);
     return 0;
+}
+
+/* Whether each of `samples` samples of `lines` x `width` entries of `index` is one contiguous
+ * run of the pixel space, row after row: index[b][r][j] == start[b] + r * width + j, or, when
+ * `flipped`, + r * width + (width - 1 - j) (each line mirrored). start[b] is the run's first
+ * pixel. The scan stops at the first line that does not match. Returns the number of samples
+ * found to be runs (= samples when all are). */
+VECTOR_CLONES
+int64_t segforget_block_starts(int64_t samples, int64_t lines, int64_t width, int flipped,
+                               const int64_t *restrict index, int64_t *restrict start) {
+    for (int64_t b = 0; b < samples; b++) {
+        const int64_t *sample = index + b * lines * width;
+        int64_t first = flipped ? sample[width - 1] : sample[0];
+        for (int64_t r = 0; r < lines; r++) {
+            const int64_t *row = sample + r * width;
+            int64_t base = first + r * width, top = base + width - 1;
+            int match = 1;
+            if (flipped)
+                for (int64_t j = 0; j < width; j++) match &= row[j] == top - j;
+            else
+                for (int64_t j = 0; j < width; j++) match &= row[j] == base + j;
+            if (!match) return b;
+        }
+        start[b] = first;
+    }
+    return samples;
 }
 
 /* Whether each of `rows` rows of `width` entries of `index` is a contiguous run of the pixel

@@ -336,19 +336,24 @@ class ForgettingTracker:
             raise TypeError(f"Expected `pixel_index` to hold integers, got {pixel_index.dtype}")
         pixel_index = pixel_index.to(self.device, non_blocking=True).to(torch.int64)
         if not self._distributed() and self.device.type == "cpu":
-            offsets = _block_offsets(pixel_index, self.num_pixels, self._workspace)
+            offsets = _block_offsets(
+                pixel_index, self.num_pixels, self._workspace, native=self.native
+            )
             if offsets is not None:
                 self._apply_blocks(batch, offsets)
                 return
-            # With the fused kernel, rows that are runs of the pixel space (flips, crops) are
-            # updated in place; this also covers horizontally flipped whole sections.
-            if self.native and self._rows_native(batch, pixel_index):
-                return
             # Horizontally flipped whole sections (the common augmentation) are blocks too,
-            # once the inputs are flipped back (per run of blocks, as bytes: cheaper to flip).
-            offsets = _block_offsets(pixel_index, self.num_pixels, self._workspace, flipped=True)
+            # read right to left (the fused kernel stages mirrored lines in place; the torch
+            # path flips the inputs back per run of blocks, as bytes: cheaper to flip).
+            offsets = _block_offsets(
+                pixel_index, self.num_pixels, self._workspace, flipped=True, native=self.native
+            )
             if offsets is not None:
                 self._apply_blocks(replace(batch, mirrored=True), offsets)
+                return
+            # With the fused kernel, rows that are runs of the pixel space (vertical flips,
+            # crops, shifts) are updated in place.
+            if self.native and self._rows_native(batch, pixel_index):
                 return
         if self.native and not self._distributed() and self._scatter_native(batch, pixel_index):
             return
@@ -1130,11 +1135,17 @@ def _consecutive_runs(offsets: list[int], block: int) -> list[tuple[int, int, in
 
 
 def _block_offsets(
-    pixel_index: torch.Tensor, num_pixels: int, workspace: Workspace, *, flipped: bool = False
+    pixel_index: torch.Tensor,
+    num_pixels: int,
+    workspace: Workspace,
+    *,
+    flipped: bool = False,
+    native: bool = False,
 ) -> list[int] | None:
     """Offsets if each sample (B, H, W) is one contiguous, non-overlapping run of the pixel
     space (``flipped``: mirrored left-right), else None. One comparison pass after a cheap
-    rejection on three pixels; CPU only, as reading the result is a sync on GPU."""
+    rejection on three pixels (``native``: the fused kernel's single pass); CPU only, as
+    reading the result is a sync on GPU."""
     batch = pixel_index.shape[0]
     if batch == 0 or pixel_index[0].numel() == 0:
         return None
@@ -1150,14 +1161,20 @@ def _block_offsets(
     probe = [0, min(1, block - 1), block - 1]
     if not torch.equal(flat[:, probe] - start, ramp[probe].expand(batch, -1)):
         return None
-    offsets = start.reshape(-1).tolist()
-    # One sample at a time into a reused buffer (no batch-sized int64 temporary), with numpy:
-    # its int64 comparison is vectorized, torch's (CPU) is not.
-    shifted = workspace.get("ramp_check", block, torch.int64).numpy()
-    expected = ramp.numpy()
-    for row, offset in zip(flat.numpy(), offsets):
-        if not np.array_equal(np.subtract(row, offset, out=shifted), expected):
+    if native:
+        found = _native.block_starts(flat.view(batch, -1, width).contiguous(), flipped=flipped)
+        if found is None:
             return None
+        offsets = found
+    else:
+        offsets = start.reshape(-1).tolist()
+        # One sample at a time into a reused buffer (no batch-sized int64 temporary), with
+        # numpy: its int64 comparison is vectorized, torch's (CPU) is not.
+        shifted = workspace.get("ramp_check", block, torch.int64).numpy()
+        expected = ramp.numpy()
+        for row, offset in zip(flat.numpy(), offsets):
+            if not np.array_equal(np.subtract(row, offset, out=shifted), expected):
+                return None
     if min(offsets) < 0 or max(offsets) + block > num_pixels:
         return None
     ordered = sorted(offsets)
