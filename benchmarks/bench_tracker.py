@@ -9,7 +9,8 @@ present) and with the torch path (``native=False``, the path on GPU and without 
 
 - fast path:    ``tracker.update_blocks(pred, target, offsets)`` (sections are contiguous blocks)
 - update, h-flipped: ``tracker.update`` on horizontally flipped sections (the common
-  augmentation; a CPU tracker detects them as blocks, flips the inputs back, takes the fast path)
+  augmentation; a CPU tracker detects them as mirrored blocks and takes the block path, the
+  fused kernel reading each line right to left, the torch path flipping the inputs back)
 - update, upside-down: ``tracker.update`` on vertically flipped sections (not a contiguous
   block; with the fused kernel every row is a run of the pixel space, so the row-run route
   updates each row in place; the torch path scatters them into windows);
