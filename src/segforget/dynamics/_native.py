@@ -132,8 +132,8 @@ def _declare(library: ctypes.CDLL) -> None:
     library.segforget_row_runs.restype = i64
     library.segforget_block_starts.argtypes = [i64, i64, i64, i32, ptr, ptr]
     library.segforget_block_starts.restype = i64
-    library.segforget_observe_rows.argtypes = [i64, i64, ptr, ptr, ptr, ptr, i32, ptr, i32, i64]
-    library.segforget_observe_rows.argtypes += [i32]
+    library.segforget_observe_rows.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, i32, ptr, i32]
+    library.segforget_observe_rows.argtypes += [i64, i32, ptr]
     library.segforget_observe_rows.argtypes += [ptr] * 7
     library.segforget_observe_rows.restype = i32
 
@@ -343,29 +343,37 @@ def observe_rows(
     target: torch.Tensor,
     *,
     ignore_index: int,
+    scratch: torch.Tensor,
 ) -> None:
     """One observation of R non-overlapping runs of W pixels (see :func:`row_runs`).
 
     Args:
         state: views of the whole pixel space (pixel p at position p), (P,) each.
-        order: (R,) int64 order in which rows are applied (ascending ``start`` is fastest).
+        order: (R,) int64 rows by ascending ``start`` (the order the state is walked in).
         start, direction: (R,) from :func:`row_runs`.
         classes, target: R x W integer entries, row r observing the run of row r.
         ignore_index: target value of unobserved pixels.
+        scratch: contiguous uint8 CPU buffer of at least 3 x R x W bytes (the staged inputs).
     """
     library = _require()
     inputs = _Inputs.of(classes, target, ignore_index)
     rows = start.numel()
     width = inputs.target.numel() // rows if rows else 0
-    order = order.contiguous()  # bound to a name: its memory must outlive the call
+    if scratch.numel() < 3 * rows * width or scratch.dtype != torch.uint8:
+        raise ValueError(f"Expected a uint8 `scratch` of >= {3 * rows * width} bytes")
+    order = order.contiguous()  # bound to names: their memory must outlive the call
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(rows, dtype=order.dtype)
     _check(
         library.segforget_observe_rows(
             rows,
             width,
             order.data_ptr(),
+            rank.data_ptr(),
             start.data_ptr(),
             direction.data_ptr(),
             *inputs.arguments(),
+            scratch.data_ptr(),
             *_state_pointers(state),
         )
     )

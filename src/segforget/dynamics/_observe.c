@@ -326,44 +326,41 @@ int64_t segforget_row_runs(int64_t rows, int64_t width, const int64_t *restrict 
 
 /* One observation of `rows` runs of `width` pixels: input row r (classes and targets, 1 or 8
  * bytes each) goes to the pixels start[r] .. start[r] + width - 1 of the state (reversed when
- * direction[r] is -1). Rows are visited in the given `order` (ascending start: the state is
- * then walked forwards, which the hardware prefetcher follows). The runs must not overlap.
- * Rows whose runs follow each other in the state are staged into one chunk of up to STAGE
- * pixels, so the state step runs over full chunks rather than one short row at a time. */
-int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, const int64_t *start,
-                           const int8_t *direction, const void *classes, int class_bytes,
-                           const void *target, int target_bytes, int64_t ignore, int ignore_byte,
-                           uint16_t *observations, uint16_t *correct, uint16_t *forgetting,
-                           uint16_t *switches, uint16_t *first_learned, uint8_t *last_prediction,
-                           uint8_t *flags) {
+ * direction[r] is -1). The runs must not overlap. `order` lists the rows by ascending start and
+ * rank[r] is row r's place in it. Two passes: the inputs are staged as bytes in their own
+ * order (one forward stream) into `scratch` (3 x rows x width bytes) at their rank, then the
+ * state is stepped in ascending order, runs that follow each other in one step. Visiting the
+ * input rows in state order instead (a vertical flip reads them backwards) stalls on every
+ * new row: the hardware prefetcher does not follow that pattern. */
+int segforget_observe_rows(int64_t rows, int64_t width, const int64_t *order, const int64_t *rank,
+                           const int64_t *start, const int8_t *direction, const void *classes,
+                           int class_bytes, const void *target, int target_bytes, int64_t ignore,
+                           int ignore_byte, uint8_t *scratch, uint16_t *observations,
+                           uint16_t *correct, uint16_t *forgetting, uint16_t *switches,
+                           uint16_t *first_learned, uint8_t *last_prediction, uint8_t *flags) {
     if ((class_bytes != 1 && class_bytes != 8) || (target_bytes != 1 && target_bytes != 8))
         return -1;
     state_t s = {observations, correct, forgetting, switches, first_learned, last_prediction,
                  flags};
-    uint8_t cls[STAGE], ok[STAGE], seen[STAGE];
+    int64_t total = rows * width;
+    uint8_t *cls = scratch, *ok = scratch + total, *seen = scratch + 2 * total;
     const char *cp = classes, *tp = target;
-    int64_t filled = 0, chunk_at = 0; /* staged pixels, and the state position of the first */
-    for (int64_t k = 0; k < rows; k++) {
-        int64_t r = order[k], at = start[r];
+    /* pass 1: the inputs in their own order (one forward stream), staged at their rank */
+    for (int64_t r = 0; r < rows; r++) {
         int mirrored = direction[r] < 0;
-        if (filled && at != chunk_at + filled) { /* not adjacent: step what is staged */
-            step_state(filled, chunk_at, cls, ok, seen, &s);
-            filled = 0;
-        }
-        for (int64_t col = 0; col < width;) {
-            if (filled == 0) chunk_at = at + col;
-            int64_t n = width - col < STAGE - filled ? width - col : STAGE - filled;
-            int64_t source = r * width + (mirrored ? width - 1 - col : col);
-            stage(n, mirrored, cp + source * class_bytes, class_bytes, tp + source * target_bytes,
-                  target_bytes, ignore, ignore_byte, cls + filled, ok + filled, seen + filled);
-            filled += n;
-            col += n;
-            if (filled == STAGE) {
-                step_state(filled, chunk_at, cls, ok, seen, &s);
-                filled = 0;
-            }
-        }
+        int64_t at = rank[r] * width;
+        int64_t source = r * width + (mirrored ? width - 1 : 0);
+        stage(width, mirrored, cp + source * class_bytes, class_bytes, tp + source * target_bytes,
+              target_bytes, ignore, ignore_byte, cls + at, ok + at, seen + at);
     }
-    if (filled) step_state(filled, chunk_at, cls, ok, seen, &s);
+    /* pass 2: the state in ascending order, adjacent runs stepped together */
+    int64_t k = 0;
+    while (k < rows) {
+        int64_t first = k, state_at = start[order[k]];
+        while (k + 1 < rows && start[order[k + 1]] == state_at + (k + 1 - first) * width) k++;
+        int64_t n = (k + 1 - first) * width, at = first * width;
+        step_state(n, state_at, cls + at, ok + at, seen + at, &s);
+        k++;
+    }
     return 0;
 }

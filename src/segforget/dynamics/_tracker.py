@@ -598,6 +598,7 @@ class ForgettingTracker:
             batch.classes,
             batch.target,
             ignore_index=self.ignore_index,
+            scratch=self._workspace.get("row_stage", 3 * index.numel(), torch.uint8),
         )
         self._max_observations += 1
         return True
