@@ -13,7 +13,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SEGFORGET_NO_CLONES)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-/* AVX-512 has unsigned 64-bit min/max: a pure reduction over int64 gains from it. */
+/* AVX-512 (unsigned 64-bit min/max, 8 lanes of int64): the scans over int64 indices gain. */
 #define VECTOR_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES
@@ -275,7 +275,7 @@ int segforget_observe_codes(int64_t n, const uint8_t *code, const uint8_t *cls,
  * `flipped`, + r * width + (width - 1 - j) (each line mirrored). start[b] is the run's first
  * pixel. The scan stops at the first line that does not match. Returns the number of samples
  * found to be runs (= samples when all are). */
-VECTOR_CLONES
+VECTOR_CLONES_WIDE
 int64_t segforget_block_starts(int64_t samples, int64_t lines, int64_t width, int flipped,
                                const int64_t *restrict index, int64_t *restrict start) {
     for (int64_t b = 0; b < samples; b++) {
@@ -300,7 +300,7 @@ int64_t segforget_block_starts(int64_t samples, int64_t lines, int64_t width, in
  * space: direction[r] = 1 when index[r][j] == index[r][0] + j for all j (start[r] =
  * index[r][0]), -1 when index[r][j] == index[r][0] - j (start[r] = index[r][0] - width + 1),
  * else the scan stops. Returns the number of rows found to be runs (= rows when all are). */
-VECTOR_CLONES
+VECTOR_CLONES_WIDE
 int64_t segforget_row_runs(int64_t rows, int64_t width, const int64_t *restrict index,
                            int64_t *restrict start, int8_t *restrict direction) {
     for (int64_t r = 0; r < rows; r++) {
