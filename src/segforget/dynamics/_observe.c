@@ -6,7 +6,8 @@
  * caller before the call.
  *
  * Loops are written without branches and with one element width per loop, so compilers
- * vectorize them; on x86-64 an AVX2 clone is picked at load time when the CPU has it.
+ * vectorize them; on x86-64 AVX2 clones (AVX-512 for the scans over int64 indices) are
+ * picked at load time when the CPU has them.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -20,9 +21,6 @@
 #define VECTOR_CLONES_WIDE
 #endif
 
-#ifndef PF
-#define PF 32
-#endif
 #define STAGE 1024 /* pixels staged per chunk: in L1, and little stack (threads may have small stacks) */
 
 typedef struct {
