@@ -14,6 +14,7 @@ the score finds the sections the model gets wrong. About a minute per seed on 2 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
@@ -68,6 +69,7 @@ def main() -> None:
     space = data.space("train", view)
     train = np.asarray(data.sections("train", view), dtype=np.int64)
     warmups = [int(w) for w in args.warmups.split(",")]
+    training = al.RoundTraining(epochs=args.epochs, steps_per_epoch=args.steps)
     names = [f"switch, warm-up {w}" for w in warmups] + ["entropy", "margin"]
     print(
         f"synthetic:{args.preset}, {args.initial} labeled inline sections, "
@@ -83,20 +85,9 @@ def main() -> None:
         scores = []
         model = None
         for warmup in warmups:
+            settings = replace(training, track_warmup=warmup)
             model, stats = al._train_on_sections(
-                data,
-                view,
-                labeled,
-                pool,
-                track=True,
-                track_warmup=warmup,
-                model_name="tiny",
-                epochs=args.epochs,
-                steps_per_epoch=args.steps,
-                batch_size=4,
-                lr=3e-3,
-                seed=seed * 1000,
-                device="cpu",
+                data, view, labeled, pool, track=True, seed=seed * 1000, settings=settings
             )
             per_section = al.pixel_to_section_scores(
                 stats.switch_events,

@@ -200,7 +200,11 @@ def test_al_sim_user_errors(tiny_f3, tmp_path):
 def test_al_sim_pool_observed_only_after_the_warmup(tiny_f3):
     """Tracked rounds observe the pool once per epoch past ``track_warmup``; labeled sections
     are never observed; the default warm-up is a third of the epochs."""
-    from segforget.analysis.active_learning import _train_on_sections, default_track_warmup
+    from segforget.analysis.active_learning import (
+        RoundTraining,
+        _train_on_sections,
+        default_track_warmup,
+    )
     from segforget.data import load_data
 
     assert [default_track_warmup(e) for e in (1, 2, 3, 6, 10)] == [0, 0, 1, 2, 3]
@@ -208,18 +212,10 @@ def test_al_sim_pool_observed_only_after_the_warmup(tiny_f3):
     view = data.views[0]
     labeled, pool = np.array([0, 1]), np.arange(2, 10)
     space = data.space("train", view)
-    options = dict(model_name="tiny", epochs=3, steps_per_epoch=1, batch_size=2, lr=1e-3)
     for warmup in (0, 1):
+        settings = RoundTraining(epochs=3, steps_per_epoch=1, batch_size=2, track_warmup=warmup)
         _, stats = _train_on_sections(
-            data,
-            view,
-            labeled,
-            pool,
-            track=True,
-            track_warmup=warmup,
-            seed=0,
-            device="cpu",
-            **options,
+            data, view, labeled, pool, track=True, seed=0, settings=settings
         )
         observations = np.asarray(stats.observations).reshape(space.num_sections, -1)
         assert (observations[pool] == 3 - warmup).all()

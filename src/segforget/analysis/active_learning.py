@@ -50,6 +50,7 @@ __all__ = [
     "select_from_run",
     "plot_selection",
     "simulate_active_learning",
+    "RoundTraining",
     "default_track_warmup",
     "plot_learning_curves",
     "write_selection",
@@ -606,6 +607,30 @@ def plot_selection(
 _TRACKED = ("switch", "gauss", "forgetting")
 
 
+@dataclass(frozen=True)
+class RoundTraining:
+    """How each al-sim round trains its fresh model (the same for every strategy and round).
+
+    Attributes:
+        model_name: model name (see :mod:`segforget.models`).
+        epochs: epochs per round (= pool observations for the tracked strategies, less the
+            warm-up).
+        steps_per_epoch: optimizer steps per epoch (batches drawn with replacement).
+        batch_size: sections per step.
+        lr: Adam learning rate (decayed to 0 along a cosine over the round).
+        track_warmup: epochs before the pool is first observed.
+        device: torch device.
+    """
+
+    model_name: str = "tiny"
+    epochs: int = 6
+    steps_per_epoch: int = 10
+    batch_size: int = 4
+    lr: float = 3e-3
+    track_warmup: int = 0
+    device: str = "cpu"
+
+
 def _train_on_sections(
     data: Any,
     view: str,
@@ -613,17 +638,11 @@ def _train_on_sections(
     pool: np.ndarray,
     *,
     track: bool,
-    model_name: str,
-    epochs: int,
-    track_warmup: int = 0,
-    steps_per_epoch: int,
-    batch_size: int,
-    lr: float,
     seed: int,
-    device: str,
+    settings: RoundTraining,
 ) -> tuple[Any, Any]:
     """Train a fresh model on the labeled sections; track the pool after every epoch past
-    ``track_warmup`` if asked.
+    ``settings.track_warmup`` if asked.
 
     Each epoch is ``steps_per_epoch`` batches drawn with replacement from the labeled sections,
     so that every round trains the same number of steps whatever the labeled-set size (small
@@ -640,11 +659,15 @@ def _train_on_sections(
     from segforget.dynamics import ForgettingTracker
     from segforget.models import build_model
 
+    epochs, steps_per_epoch, device = settings.epochs, settings.steps_per_epoch, settings.device
+    batch_size = settings.batch_size
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = build_model(model_name, in_channels=data.in_channels, num_classes=data.num_classes)
+    model = build_model(
+        settings.model_name, in_channels=data.in_channels, num_classes=data.num_classes
+    )
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     # Cosine decay to 0 over the round: every point is a settled model, not a snapshot of Adam
     # still moving at full learning rate (which made curves drop as sections were added).
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -671,7 +694,7 @@ def _train_on_sections(
             loss.backward()
             optimizer.step()
             schedule.step()
-        if tracker is not None and epoch >= track_warmup:
+        if tracker is not None and epoch >= settings.track_warmup:
             model.eval()
             with torch.no_grad():
                 for batch in pool_loader:
@@ -829,6 +852,15 @@ def simulate_active_learning(
             f"of view {view!r}, got {initial} + {rounds} * {budget} = {needed}; "
             "lower --rounds or --budget"
         )
+    settings = RoundTraining(
+        model_name=model,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        lr=lr,
+        track_warmup=int(track_warmup),
+        device=device,
+    )
     per_seed: dict[str, list[list[float]]] = {s: [] for s in strategies}
     labeled_counts = [initial + r * budget for r in range(rounds + 1)]
     any_tracked = any(s in _TRACKED for s in strategies)
@@ -854,14 +886,8 @@ def simulate_active_learning(
                         labeled,
                         pool,
                         track=(needs_stats or (round_index == 0 and any_tracked)) and not last,
-                        model_name=model,
-                        epochs=epochs,
-                        track_warmup=int(track_warmup),
-                        steps_per_epoch=steps_per_epoch,
-                        batch_size=batch_size,
-                        lr=lr,
                         seed=int(seed) * 1000 + round_index,
-                        device=device,
+                        settings=settings,
                     )
                     cache[key] = (trained, stats, _test_miou(data, view, trained, device=device))
                 trained, stats, miou = cache[key]
