@@ -96,6 +96,41 @@ def test_run_benchmark_aggregates_with_numpy(tmp_path, fake_train):
     assert fake_train == []
 
 
+def test_entry_training_settings_reach_that_entry_only(tmp_path, fake_train, monkeypatch):
+    import segforget.train as train_module
+
+    seen = {}
+    fake = train_module.train
+
+    def spy(config, out, **kwargs):
+        seen[(config.method.name, config.train.seed, config.train.ema)] = dict(
+            config.method.options
+        )
+        return fake(config, out, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    options = {"rot-ema": {"method": "rotate", "degrees": 5.0, "train": {"ema": 0.9}}}
+    report = run_benchmark(
+        tmp_path / "b", seeds=1, methods=["rotate", "rot-ema"], options=options, epochs=1
+    )
+    # the method gets its own options only; the training setting changes that entry's config
+    assert seen == {("rotate", 0, 0.0): {}, ("rotate", 0, 0.9): {"degrees": 5.0}}
+    assert report["settings"]["entries"]["rot-ema"]["options"]["train"] == {"ema": 0.9}
+
+
+@pytest.mark.parametrize("train", [{"epochs": 3}, {"seed": 1}, {"nonsense": 1}, [("ema", 0.9)]])
+def test_entry_training_settings_cannot_change_the_budget(train):
+    with pytest.raises(ValueError, match="option `train` of entry 'x'"):
+        resolve_entries(["x"], {"x": {"method": "baseline", "train": train}})
+
+
+def test_entry_training_settings_are_validated_before_any_run(tmp_path, fake_train):
+    options = {"x": {"method": "baseline", "train": {"ema": 1.5}}}
+    with pytest.raises(ValueError, match=r"train\.ema"):
+        run_benchmark(tmp_path / "b", seeds=1, methods=["x"], options=options, epochs=1)
+    assert fake_train == []
+
+
 def test_forgetting_counts_reference():
     events = np.array([0, 1, 2, 3, 5, 2])
     observations = np.array([4, 4, 4, 0, 4, 4])

@@ -52,7 +52,10 @@ def resolve_entries(
     """Map benchmark entries to (method name, options).
 
     An entry is a method name, or a label whose options hold ``"method": NAME`` (a variant,
-    e.g. ``{"style-input-strong": {"method": "style-input", "p": 0.9}}``).
+    e.g. ``{"style-input-strong": {"method": "style-input", "p": 0.9}}``). An entry's options
+    may also hold ``"train": {KEY: VALUE}``: training settings of that entry only (keys of
+    ``train`` in the run configuration other than the shared budget, e.g. ``{"ema": 0.99}``);
+    they stay in the returned options under ``"train"``.
 
     Raises:
         ValueError: empty or duplicate entries, unknown names, or options for no entry.
@@ -79,8 +82,29 @@ def resolve_entries(
                 f"Expected no `regions` option for entry {entry!r} (the benchmark uses the same "
                 "seed's baseline run), got one"
             )
+        _check_train_overrides(entry, opts.get("train", {}))
         entries[entry] = (name, opts)
     return entries
+
+
+#: Training settings every entry shares (the budget); an entry's "train" options cannot change them.
+_SHARED_TRAIN = ("epochs", "batch_size", "seed", "device", "threads")
+
+
+def _check_train_overrides(entry: str, train: Any) -> None:
+    from segforget.train import OptimConfig
+
+    allowed = sorted(k for k in OptimConfig.__dataclass_fields__ if k not in _SHARED_TRAIN)
+    if not isinstance(train, Mapping) or any(k not in allowed for k in train):
+        raise ValueError(
+            f"Expected option `train` of entry {entry!r} to map training settings from "
+            f"{allowed} to values, got {train!r}"
+        )
+
+
+def _method_options(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's options without its training settings (``train``)."""
+    return {k: v for k, v in opts.items() if k != "train"}
 
 
 def forgetting_counts(
@@ -343,7 +367,9 @@ def run_benchmark(
         config.log.progress = False
         config.log.tensorboard = False
         config.method.name = name
-        config.method.options = opts
+        config.method.options = _method_options(opts)
+        for key, value in opts.get("train", {}).items():
+            setattr(config.train, key, value)
         config.validate()
         return config
 
@@ -354,9 +380,9 @@ def run_benchmark(
         config_for(name, opts, 0)
         if name in _OFFLINE:
             # the regions run does not exist yet: check the options as the online inner method
-            build_method("online", {"inner": name, **opts})
+            build_method("online", {"inner": name, **_method_options(opts)})
         else:
-            build_method(name, opts)
+            build_method(name, _method_options(opts))
 
     # Open the data once, so a missing or invalid data set fails before any run starts.
     from segforget.data import load_data

@@ -88,6 +88,10 @@ class OptimConfig:
         grad_clip: maximum gradient norm (None: no clipping).
         class_weights: ``none``, ``f3`` (the benchmark's weights, 6 classes) or a list of K floats.
         scheduler: ``none`` (constant) or ``cosine`` (cosine decay over ``epochs``).
+        ema: decay of an exponential moving average of the weights, applied after every
+            optimizer step (0: off; e.g. 0.99 averages over about the last 100 steps). When on,
+            the averaged model is the run's model: every evaluation pass (epoch tracking,
+            validation, test, predictions) and the checkpoints' ``model`` use it.
         seed: seed of model initialisation, data order, augmentation and the validation split.
         device: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: torch CPU threads (None: torch's default).
@@ -101,6 +105,7 @@ class OptimConfig:
     grad_clip: float | None = 1.0
     class_weights: str | list[float] = "none"
     scheduler: str = "none"
+    ema: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -391,6 +396,7 @@ def _validate(c: RunConfig) -> None:
         t.class_weights,
     )
     _check(t.scheduler in ("none", "cosine"), "train.scheduler", "none or cosine", t.scheduler)
+    _check(_is_number(t.ema) and 0 <= t.ema < 1, "train.ema", "a number in [0, 1)", t.ema)
     _check(_is_int(t.seed) and t.seed >= 0, "train.seed", "an integer >= 0", t.seed)
     _check(
         isinstance(t.device, str) and bool(t.device),

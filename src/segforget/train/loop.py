@@ -8,6 +8,7 @@ stores. Shapes: B sections per batch, C channels, K classes, H x W section size.
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import random
@@ -272,6 +273,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
         )
+        # The weight average (train.ema), when on, is the run's model: every evaluation uses it.
+        self.averaged: nn.Module | None = None
+        if config.train.ema > 0:
+            self.averaged = copy.deepcopy(self.model).eval()
+            self.averaged.requires_grad_(False)
         self.scheduler = None
         if config.train.scheduler == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -327,12 +333,36 @@ class Trainer:
     def _generators(self) -> dict[str, torch.Generator]:
         return {"order": self.order_generator, "augment": self.augment_generator}
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model every evaluation pass uses: the weight average when on, else the model."""
+        return self.model if self.averaged is None else self.averaged
+
+    def _update_average(self) -> None:
+        """One EMA step of the averaged weights and floating-point buffers towards the model's."""
+        if self.averaged is None:
+            return
+        weight = 1.0 - float(self.config.train.ema)
+        with torch.no_grad():
+            pairs = zip(self.averaged.state_dict().values(), self.model.state_dict().values())
+            for average, current in pairs:
+                if average.dtype.is_floating_point:
+                    average.lerp_(current, weight)
+                else:
+                    average.copy_(current)  # counters such as BatchNorm's num_batches_tracked
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: tensors and plain values only."""
+        """Everything needed to continue: tensors and plain values only.
+
+        ``model`` holds the run's model (the weight average when ``train.ema`` is on, with the
+        trained weights under ``train_model``), so readers of a checkpoint get what was evaluated.
+        """
+        extra = {} if self.averaged is None else {"train_model": self.model.state_dict()}
         return {
             "format": 1,
             "epoch": self.epoch,
-            "model": self.model.state_dict(),
+            "model": self.eval_model.state_dict(),
+            **extra,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "trackers": {"/".join(k): t.state_dict() for k, t in self.trackers.items()},
@@ -345,7 +375,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (model, optimizer, scheduler, trackers, RNG, progress)."""
-        self.model.load_state_dict(state["model"])
+        if self.averaged is None:
+            self.model.load_state_dict(state["model"])
+        else:
+            self.model.load_state_dict(state["train_model"])
+            self.averaged.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -425,6 +459,7 @@ class Trainer:
             if self.config.train.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
             self.optimizer.step()
+            self._update_average()
             batch["label"] = label
             self.emit("on_batch_end", batch, logits.detach(), loss.detach())
             total += float(loss.detach())
@@ -442,8 +477,10 @@ class Trainer:
             return
         import torch.distributed as dist
 
-        for buffer in self.model.buffers():
-            dist.broadcast(buffer, src=0)
+        models = [self.model] if self.averaged is None else [self.model, self.averaged]
+        for model in models:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
 
     # ------------------------------------------------------------------ evaluation
     @torch.inference_mode()
@@ -459,7 +496,8 @@ class Trainer:
         Under torch.distributed each rank takes every world_size-th section; a rank with
         nothing left in a round calls the sinks with (None, None) so collectives line up.
         """
-        self.model.eval()
+        model = self.eval_model
+        model.eval()
         batch_size = self.config.train.eval_batch_size or 2 * self.config.train.batch_size
         positions = shard(len(dataset), self.context)
         for start in range(0, len(positions), batch_size):
@@ -469,10 +507,11 @@ class Trainer:
                     sink(None, None)
                 continue
             batch = _collate([dataset[p] for p in chunk])
-            logits = self.model(batch["image"].to(self.device, non_blocking=True))
+            logits = model(batch["image"].to(self.device, non_blocking=True))
             for sink in sinks:
                 sink(logits, batch)
-        self.model.train()
+        if model is self.model:
+            self.model.train()
 
     def validate(self) -> dict[str, Any] | None:
         """Scores of the current model on the validation sections of all views (None if none)."""
