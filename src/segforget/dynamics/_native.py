@@ -126,6 +126,10 @@ def _declare(library: ctypes.CDLL) -> None:
     library.segforget_scatter_codes.argtypes = [i64, i64, ptr, ptr, ptr, i32, ptr, i32, i64, i32]
     library.segforget_scatter_codes.argtypes += [ptr, ptr]
     library.segforget_scatter_codes.restype = None
+    library.segforget_scatter_observe.argtypes = [i64, ptr, ptr, ptr, ptr, i64, ptr]
+    library.segforget_scatter_observe.argtypes += [ptr, i32, ptr, i32, i64, i32, ptr, ptr]
+    library.segforget_scatter_observe.argtypes += [ptr] * 7
+    library.segforget_scatter_observe.restype = i32
     library.segforget_observe_codes.argtypes = [i64, ptr, ptr, *([ptr] * 7)]
     library.segforget_observe_codes.restype = i32
     library.segforget_row_runs.argtypes = [i64, i64, ptr, ptr, ptr]
@@ -303,6 +307,61 @@ def scatter_codes(
         *inputs.arguments(),
         code.data_ptr(),
         window_classes.data_ptr(),
+    )
+
+
+def scatter_observe(
+    state,
+    windows: list[tuple[int, int, list[int]]],
+    index: torch.Tensor,
+    classes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    scratch: torch.Tensor,
+) -> None:
+    """One observation of a batch through dense windows, window by window: scatter the
+    window's samples into zeroed codes (duplicates reduced as in :func:`scatter_codes`), then
+    step the window's state from them while they are in cache.
+
+    Args:
+        state: the core state views, pixel p at position p.
+        windows: (first pixel, length, samples) per window; every nonnegative entry of a
+            window's samples lies in first .. first + length - 1, and no two windows overlap.
+        index: (S, N) contiguous int64 pixel of each entry; negative = no pixel.
+        classes, target: S x N integer entries (see :func:`observe_targets`).
+        ignore_index: target value of unobserved entries.
+        scratch: contiguous uint8 of at least 2 x the largest window length.
+    """
+    library = _require()
+    inputs = _Inputs.of(classes, target, ignore_index)
+    samples, per_sample = index.shape
+    longest = max((length for _, length, _ in windows), default=0)
+    if scratch.numel() < 2 * longest or not scratch.is_contiguous():
+        raise ValueError(f"Expected a contiguous scratch of >= {2 * longest} bytes")
+    members = [b for _, _, group in windows for b in group]
+    if sorted(members) != sorted(set(members)) or any(not 0 <= b < samples for b in members):
+        raise ValueError(f"Expected each of the {samples} samples in at most one window")
+    begin = [0]
+    for _, _, group in windows:
+        begin.append(begin[-1] + len(group))
+    # bound to names: their memory must outlive the call
+    first = torch.tensor([w[0] for w in windows], dtype=torch.int64)
+    length = torch.tensor([w[1] for w in windows], dtype=torch.int64)
+    begin_t = torch.tensor(begin, dtype=torch.int64)
+    members_t = torch.tensor(members, dtype=torch.int64)
+    library.segforget_scatter_observe(
+        len(windows),
+        first.data_ptr(),
+        length.data_ptr(),
+        begin_t.data_ptr(),
+        members_t.data_ptr(),
+        per_sample,
+        index.data_ptr(),
+        *inputs.arguments(),
+        scratch.data_ptr(),
+        scratch.data_ptr() + longest,
+        *_state_pointers(state),
     )
 
 

@@ -11,6 +11,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SEGFORGET_NO_CLONES)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
@@ -255,6 +256,41 @@ void segforget_scatter_codes(int64_t samples, int64_t per_sample, const int64_t 
         scatter(per_sample, index + at, shift[b], (const char *)classes + at * class_bytes,
                 (const char *)target + at * target_bytes, ignore, ignore_byte, code, cls);
     }
+}
+
+/* Scatter and observe window by window: window w covers the state pixels first[w] ..
+ * first[w] + length[w] - 1 and holds the samples members[begin[w]] .. members[begin[w + 1] - 1]
+ * (samples x per_sample entries of index, classes and target; an entry of one of them lies in
+ * its window or is negative). Per window: zero `code` and `cls` (scratch of at least the
+ * largest length), scatter the window's samples into them (duplicates reduced as in
+ * segforget_scatter_codes), then step the window's state from them while they are still in
+ * cache. Scattering the whole batch first instead sends windows the size of the batch through
+ * memory twice. Returns 0, or -1 on bad sizes. */
+int segforget_scatter_observe(int64_t windows, const int64_t *first, const int64_t *length,
+                              const int64_t *begin, const int64_t *members, int64_t per_sample,
+                              const int64_t *index, const void *classes, int class_bytes,
+                              const void *target, int target_bytes, int64_t ignore,
+                              int ignore_byte, uint8_t *code, uint8_t *cls,
+                              uint16_t *observations, uint16_t *correct, uint16_t *forgetting,
+                              uint16_t *switches, uint16_t *first_learned,
+                              uint8_t *last_prediction, uint8_t *flags) {
+    if ((class_bytes != 1 && class_bytes != 8) || (target_bytes != 1 && target_bytes != 8))
+        return -1;
+    scatter_fn scatter = SCATTERS[width_pair(class_bytes, target_bytes)];
+    for (int64_t w = 0; w < windows; w++) {
+        int64_t n = length[w], at = first[w];
+        memset(code, 0, (size_t)n);
+        memset(cls, 0, (size_t)n);
+        for (int64_t m = begin[w]; m < begin[w + 1]; m++) {
+            int64_t from = members[m] * per_sample;
+            scatter(per_sample, index + from, -at, (const char *)classes + from * class_bytes,
+                    (const char *)target + from * target_bytes, ignore, ignore_byte, code, cls);
+        }
+        state_t s = {observations + at, correct + at, forgetting + at, switches + at,
+                     first_learned + at, last_prediction + at, flags + at};
+        step_derived(n, cls, NULL, NULL, code, &s);
+    }
+    return 0;
 }
 
 /* One observation of n pixels from window codes (0 unobserved, 1 correct, 2 wrong). */

@@ -622,6 +622,25 @@ class ForgettingTracker:
         merged = _merge_spans(low, high)
         if merged.size > _WINDOW_SLACK * index.numel():
             return False
+        if not self._overflow_possible():
+            # Window by window, scatter then step, while the window's codes are in cache.
+            self._reserve()
+            longest = max(length for _, length, _ in merged.ranges)
+            _native.scatter_observe(
+                _select(self._state, self._pixels),
+                [
+                    (start, length, members)
+                    for (start, length, _), members in zip(merged.ranges, merged.members)
+                ],
+                index,
+                batch.classes,
+                batch.target,
+                ignore_index=self.ignore_index,
+                scratch=self._workspace.get("window_scratch", 2 * longest, torch.uint8),
+            )
+            self._max_observations += 1
+            return True
+        # Near the observation limit: the windows go through the overflow check first.
         get = self._workspace.get
         code = get("window_code", merged.size, torch.uint8).zero_()
         window_classes = get("window_classes", merged.size, torch.uint8).zero_()
@@ -1081,11 +1100,13 @@ class _Spans:
         ranges: (first pixel, length, position of the first pixel in the windows) per window.
         size: total length of the windows.
         shift: (S,) int64, added to a sample's pixel index to get its window position.
+        members: the samples of each window (samples without an entry in none).
     """
 
     ranges: list[tuple[int, int, int]]
     size: int
     shift: torch.Tensor
+    members: list[list[int]]
 
 
 def _merge_spans(low: list[int], high: list[int]) -> _Spans:
@@ -1095,6 +1116,7 @@ def _merge_spans(low: list[int], high: list[int]) -> _Spans:
     spans = sorted((lo, hi + 1, b) for b, (lo, hi) in enumerate(zip(low, high)) if lo <= hi)
     ranges: list[list[int]] = []  # merged [first, end, position]
     owner = [0] * samples  # merged range of each sample
+    members: list[list[int]] = []  # samples of each merged range
     total = 0
     for lo, hi, b in spans:
         if ranges and lo <= ranges[-1][1]:
@@ -1103,14 +1125,17 @@ def _merge_spans(low: list[int], high: list[int]) -> _Spans:
                 ranges[-1][1] = hi
         else:
             ranges.append([lo, hi, total])
+            members.append([])
             total += hi - lo
         owner[b] = len(ranges) - 1
+        members[owner[b]].append(b)
     # Entry position = pixel - window's first pixel + window's position.
     shift = [ranges[owner[b]][2] - ranges[owner[b]][0] if ranges else 0 for b in range(samples)]
     return _Spans(
         [(lo, hi - lo, at) for lo, hi, at in ranges],
         total,
         torch.tensor(shift, dtype=torch.int64),
+        members,
     )
 
 
