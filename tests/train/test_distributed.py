@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from segforget.data import load_data
@@ -16,7 +17,10 @@ from segforget.models import build_model
 from segforget.train import load_run
 
 
-def test_two_processes_equal_one_process_with_the_same_weights(tiny_survey, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.5])
+def test_two_processes_equal_one_process_with_the_same_weights(tiny_survey, tmp_path, ema):
+    """With ``train.ema`` the checkpoint's model is the weight average, which every rank's
+    evaluation passes must then have used."""
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [
@@ -48,6 +52,8 @@ def test_two_processes_equal_one_process_with_the_same_weights(tiny_survey, tmp_
         "log.progress=false",
         "--set",
         "log.tensorboard=false",
+        "--set",
+        f"train.ema={ema}",
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
