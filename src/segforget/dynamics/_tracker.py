@@ -1170,12 +1170,19 @@ def _block_offsets(
 ) -> list[int] | None:
     """Offsets if each sample (B, H, W) is one contiguous, non-overlapping run of the pixel
     space (``flipped``: mirrored left-right), else None. One comparison pass after a cheap
-    rejection on three pixels (``native``: the fused kernel's single pass); CPU only, as
-    reading the result is a sync on GPU."""
+    rejection on three pixels (``native``: the fused kernel's single pass, which stops at the
+    first line that differs, so it needs no rejection); CPU only, as reading the result is a
+    sync on GPU."""
     batch = pixel_index.shape[0]
     if batch == 0 or pixel_index[0].numel() == 0:
         return None
     width = pixel_index.shape[-1]
+    if native:
+        found = _native.block_starts(
+            pixel_index.reshape(batch, -1, width).contiguous(), flipped=flipped
+        )
+        block = pixel_index[0].numel()
+        return None if found is None else _disjoint_in_range(found, block, num_pixels)
     ramp = workspace.constant(
         ("ramp", tuple(pixel_index.shape[1:]), flipped),
         lambda: _ramp(pixel_index.shape[1:], flipped),
@@ -1187,20 +1194,20 @@ def _block_offsets(
     probe = [0, min(1, block - 1), block - 1]
     if not torch.equal(flat[:, probe] - start, ramp[probe].expand(batch, -1)):
         return None
-    if native:
-        found = _native.block_starts(flat.view(batch, -1, width).contiguous(), flipped=flipped)
-        if found is None:
+    offsets = start.reshape(-1).tolist()
+    # One sample at a time into a reused buffer (no batch-sized int64 temporary), with
+    # numpy: its int64 comparison is vectorized, torch's (CPU) is not.
+    shifted = workspace.get("ramp_check", block, torch.int64).numpy()
+    expected = ramp.numpy()
+    for row, offset in zip(flat.numpy(), offsets):
+        if not np.array_equal(np.subtract(row, offset, out=shifted), expected):
             return None
-        offsets = found
-    else:
-        offsets = start.reshape(-1).tolist()
-        # One sample at a time into a reused buffer (no batch-sized int64 temporary), with
-        # numpy: its int64 comparison is vectorized, torch's (CPU) is not.
-        shifted = workspace.get("ramp_check", block, torch.int64).numpy()
-        expected = ramp.numpy()
-        for row, offset in zip(flat.numpy(), offsets):
-            if not np.array_equal(np.subtract(row, offset, out=shifted), expected):
-                return None
+    return _disjoint_in_range(offsets, block, num_pixels)
+
+
+def _disjoint_in_range(offsets: list[int], block: int, num_pixels: int) -> list[int] | None:
+    """``offsets`` when the blocks of ``block`` pixels starting there lie in the pixel space
+    and do not overlap, else None."""
     if min(offsets) < 0 or max(offsets) + block > num_pixels:
         return None
     ordered = sorted(offsets)
