@@ -116,3 +116,23 @@ def test_resume_with_ema_equals_uninterrupted_run(tiny_config, tmp_path):
     b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
     for part in ("model", "train_model"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+
+
+def test_averaged_model_is_evaluated_without_the_feature_mixer(tiny_config, tmp_path):
+    """``style-feature`` mixes channel statistics through a hook that follows the trained
+    model's mode; evaluating the average must run it in eval mode too (the identity)."""
+    tiny_config.train.ema = 0.8
+    tiny_config.method.name = "online"
+    tiny_config.method.options = {"inner": "style-feature", "warmup": 1, "k": 1, "p": 1.0}
+    record = RecordWeights()
+    train(tiny_config, tmp_path / "run", callbacks=[record])
+    trainer, run = record.trainer, load_run(tmp_path / "run")
+    assert trainer.method.refreshes >= 1
+    trainer.model.eval()  # the hook's mixer is the identity now
+    for split, view in run.available_predictions():
+        dataset = trainer.data.dataset(split, view)
+        written = run.predictions(split, view)
+        with torch.inference_mode():
+            for item in dataset:
+                expected = trainer.averaged(item["image"][None]).argmax(1)[0].numpy()
+                assert (written[int(item["section"])] == expected).all(), (split, view)

@@ -497,6 +497,9 @@ class Trainer:
         nothing left in a round calls the sinks with (None, None) so collectives line up.
         """
         model = self.eval_model
+        # The trained model goes to eval mode even when the average is evaluated: hooks of the
+        # training method (the feature mixer) follow its mode and are copied into the average.
+        self.model.eval()
         model.eval()
         batch_size = self.config.train.eval_batch_size or 2 * self.config.train.batch_size
         positions = shard(len(dataset), self.context)
@@ -510,8 +513,7 @@ class Trainer:
             logits = model(batch["image"].to(self.device, non_blocking=True))
             for sink in sinks:
                 sink(logits, batch)
-        if model is self.model:
-            self.model.train()
+        self.model.train()
 
     def validate(self) -> dict[str, Any] | None:
         """Scores of the current model on the validation sections of all views (None if none)."""
