@@ -6,7 +6,10 @@ every epoch past a warm-up of 0, 1, 3 and 5 epochs (the same training every time
 passes draw no randomness). Prints, per seed, the Spearman rank correlation between each
 per-section acquisition score (mean switch events per pixel for each warm-up; entropy and
 margin of the final model) and the final model's per-section pixel error on the pool: how well
-the score finds the sections the model gets wrong. About a minute per seed on 2 cores.
+the score finds the sections the model gets wrong. A second table counts how many of the
+``--budget`` sections each score would label next (its top scores, as ``al-sim`` takes them)
+are also entropy's picks, next to what a random choice shares on average. About a minute per
+seed on 2 cores.
 
     .venv/bin/python benchmarks/bench_switch_warmup.py --seeds 0,1,2
 """
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmups", default="0,1,3,5")
+    parser.add_argument("--budget", type=int, default=3, help="sections labeled next")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -77,7 +81,7 @@ def main() -> None:
         "Spearman correlation of each score with the final model's per-section pool error"
     )
     print(f"{'seed':>4}  " + "  ".join(f"{n:>17}" for n in names))
-    table = []
+    table, shared = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
         rng = np.random.default_rng([seed, 7])
         labeled = np.sort(rng.choice(train, size=args.initial, replace=False))
@@ -101,9 +105,20 @@ def main() -> None:
         error = section_error(model, pool_set, space.num_sections, data.ignore_index)[pool]
         row = [spearman(score, error) for score in scores]
         table.append(row)
+        picks = [set(al.rank_sections(score, args.budget).tolist()) for score in scores]
+        shared.append([len(p & picks[len(warmups)]) for p in picks])
         print(f"{seed:>4}  " + "  ".join(f"{r:>17.2f}" for r in row), flush=True)
     mean = np.mean(table, axis=0)
     print(f"{'mean':>4}  " + "  ".join(f"{r:>17.2f}" for r in mean))
+    chance = args.budget * args.budget / (train.size - args.initial)
+    print(
+        f"\nsections of the next {args.budget} that are also entropy's picks "
+        f"(a random choice shares {chance:.2f} on average)"
+    )
+    print(f"{'seed':>4}  " + "  ".join(f"{n:>17}" for n in names))
+    for seed, row in zip(args.seeds.split(","), shared):
+        print(f"{int(seed):>4}  " + "  ".join(f"{r:>17d}" for r in row))
+    print(f"{'mean':>4}  " + "  ".join(f"{r:>17.2f}" for r in np.mean(shared, axis=0)))
 
 
 if __name__ == "__main__":
