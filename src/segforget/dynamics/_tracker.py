@@ -61,8 +61,9 @@ class ForgettingTracker:
     up to 65,535 observations per pixel; an update that would go past raises ``ValueError`` and
     changes nothing. Scratch buffers are kept between updates and are not counted in
     :attr:`nbytes`: about 14 bytes per pixel of the largest run of blocks on the block path (2
-    per pixel of an F3 batch of 8 random sections), 20 per batch pixel on the CPU scatter path,
-    40 on the gather/scatter route.
+    per pixel of an F3 batch of 8 random sections), 2 per pixel of the largest window on the
+    CPU scatter path with the fused kernel (0.25 per pixel of an F3 batch of 8 rotated
+    sections), 20 per batch pixel there on the torch path, 40 on the gather/scatter route.
 
     Two update paths, bit-identical results:
 
