@@ -127,6 +127,30 @@ def test_native_scatter_takes_windows_only_when_compact(num_pixels, expected, mo
     assert all(torch.equal(ours[k], v) for k, v in theirs.items() if torch.is_tensor(v))
 
 
+@pytest.mark.skipif(not HAS_COMPILER, reason="covered by test_fallback_without_compiler")
+def test_native_scatter_scratch_is_two_bytes_per_pixel_of_the_largest_window():
+    """Window by window: the scratch holds one window (code and class bytes), not the batch."""
+    height, width, sections = 12, 30, 10
+    tracker = ForgettingTracker(sections * height * width, 4, native=True)
+    reference = ForgettingTracker(sections * height * width, 4, native=False)
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    # shear: row r shifted by r // 4 columns (clipped), like a small rotation
+    source = rows * width + (cols + rows // 4).clamp(max=width - 1)
+    chosen = torch.tensor([7, 2, 5, 0])  # sample 2 (section 5) is the widest
+    index = source.expand(4, -1, -1) + (chosen * height * width).view(-1, 1, 1)
+    index[2, :2] = -1  # section 5 starts later: its window is shorter than the others
+    rng = np.random.default_rng(3)
+    pred = torch.as_tensor(rng.integers(0, 4, size=(4, height, width)))
+    target = torch.as_tensor(rng.integers(0, 4, size=(4, height, width)))
+    for t in (tracker, reference):
+        t.update(pred, target, index)
+    valid = index[index >= 0].view(-1)
+    longest = max(int(i[i >= 0].max() - i[i >= 0].min() + 1) for i in index)
+    assert tracker._workspace.nbytes == 2 * longest < 2 * valid.numel()
+    ours, theirs = tracker.state_dict(), reference.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items() if torch.is_tensor(v))
+
+
 def test_native_index_beyond_pixel_space_raises_and_changes_nothing():
     tracker = ForgettingTracker(20, 3)
     before = tracker.state_dict()
