@@ -57,7 +57,7 @@ def _region():
 def test_build_method_names_and_errors(tmp_path):
     assert type(build_method("baseline", {})) is TrainingMethod
     assert build_method("rotate", {"degrees": 5}).degrees == 5.0
-    for name in ("oversample", "style-input", "style-feature", "focus", "paste"):
+    for name in ("oversample", "style-input", "style-feature", "focus", "paste", "anchor"):
         assert build_method("online", {"inner": name}).inner.name == name
     assert set(METHOD_NAMES) == {
         "baseline",
@@ -67,6 +67,7 @@ def test_build_method_names_and_errors(tmp_path):
         "style-feature",
         "focus",
         "paste",
+        "anchor",
         "online",
     }
     with pytest.raises(ValueError, match="`name` to be one of"):

@@ -10,6 +10,7 @@ from segforget.augment.base import TrainingMethod
 from segforget.augment.feature import FeatureStatsMixer, find_early_stage, insert_feature_mixer
 from segforget.augment.methods import (
     METHOD_NAMES,
+    Anchor,
     Focus,
     Online,
     Oversample,
@@ -43,6 +44,7 @@ __all__ = [
     "StyleInput",
     "StyleFeature",
     "Focus",
+    "Anchor",
     "Online",
     "rotate_batch",
     "batch_regions",

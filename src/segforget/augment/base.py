@@ -57,6 +57,24 @@ class TrainingMethod:
         """Return the model to train (e.g. with a feature-statistics module inserted)."""
         return model
 
+    def extra_loss(
+        self, batch: dict[str, Any], image: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        """An extra term of the training loss for a (transformed) batch, or None.
+
+        Args:
+            batch: the batch (CPU tensors, as :meth:`transform_batch` returned it).
+            image: (B, C, H, W) the batch's images on the model's device.
+            logits: (B, K, H, W) the model's output for ``image`` (part of the graph).
+
+        Returns:
+            A scalar tensor added to the loss, or None.
+        """
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimizer step with the trained model (e.g. to average it)."""
+
     def on_epoch_end(self, epoch: int, trackers: Mapping[str, Any]) -> None:
         """Called after each epoch with the live trackers by name (online methods refresh here)."""
 

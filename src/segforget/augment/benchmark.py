@@ -42,7 +42,7 @@ __all__ = [
 
 DEFAULT_METHODS: tuple[str, ...] = METHOD_NAMES
 #: Methods whose regions come from a previous (baseline) run of the same seed.
-_OFFLINE = ("oversample", "style-input", "style-feature", "focus", "paste")
+_OFFLINE = ("oversample", "style-input", "style-feature", "focus", "paste", "anchor")
 _RARE = ("scruff", "zechstein")
 
 

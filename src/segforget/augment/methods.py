@@ -19,6 +19,7 @@ Region methods other than ``online`` read their regions from a previous run
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "StyleFeature",
     "Focus",
     "Paste",
+    "Anchor",
     "Online",
     "RegionChain",
     "build_method",
@@ -58,6 +60,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "style-feature",
     "focus",
     "paste",
+    "anchor",
     "online",
 )
 
@@ -626,6 +629,97 @@ class Paste(RegionMethod):
         return self._maybe_rotate(out if out is not None else batch, generator)
 
 
+class Anchor(RegionMethod):
+    """Hold the frequently forgotten regions to a running average of the model.
+
+    The model keeps flipping these pixels from epoch to epoch; an exponential moving average of
+    its weights (the *teacher*, moved towards the model by ``1 - decay`` after every optimizer
+    step) changes far less. Inside the regions the training loss gets a consistency term: the
+    KL divergence from the teacher's class probabilities to the model's, summed over the
+    region's pixels and divided by the batch's labeled pixels (the scale of the mean
+    cross-entropy), times ``weight``. The model is trained and evaluated as usual; only its
+    updates in the regions are pulled towards the average. Extra options: ``weight`` (1.0),
+    ``decay`` (0.9: about the last 10 steps).
+    """
+
+    name = "anchor"
+    option_keys = (*_COMMON_KEYS, "weight", "decay")
+
+    def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
+        super().__init__(options, online=online)
+        self.weight = _option(options, "weight", 1.0, float)
+        self.decay = _option(options, "decay", 0.9, float)
+        if self.weight < 0:
+            raise ValueError(f"Expected option `weight` to be >= 0, got {self.weight!r}")
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"Expected option `decay` to be in [0, 1), got {self.decay!r}")
+        self.teacher: nn.Module | None = None
+        self._student: nn.Module | None = None
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        self._student = model
+        self.teacher = copy.deepcopy(model).eval()
+        self.teacher.requires_grad_(False)
+        return model
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return self._maybe_rotate(batch, generator)
+
+    def extra_loss(
+        self, batch: dict[str, Any], image: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        if not self.regions or self.teacher is None or self.weight == 0:
+            return None
+        region = self.batch_regions(batch).to(logits.device)
+        if not bool(region.any()):
+            return None
+        labeled = (batch["label"] != self.ignore_index).sum().clamp(min=1).to(logits.device)
+        with torch.no_grad():
+            teacher_log = F.log_softmax(self._teacher_logits(image).float(), dim=1)
+        student_log = F.log_softmax(logits.float(), dim=1)
+        divergence = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=1)  # (B, H, W)
+        return self.weight * divergence[region].sum() / labeled
+
+    def _teacher_logits(self, image: torch.Tensor) -> torch.Tensor:
+        # Hooks copied with the model (the feature mixer) follow the trained model's mode.
+        student = self._student
+        was_training = student is not None and student.training
+        if student is not None:
+            student.eval()
+        try:
+            return self.teacher(image)  # type: ignore[misc]
+        finally:
+            if was_training:
+                student.train()  # type: ignore[union-attr]
+
+    def after_step(self, model: nn.Module) -> None:
+        if self.teacher is None:
+            return
+        with torch.no_grad():
+            pairs = zip(self.teacher.state_dict().values(), model.state_dict().values())
+            for average, current in pairs:
+                if average.dtype.is_floating_point:
+                    average.lerp_(current, 1.0 - self.decay)
+                else:
+                    average.copy_(current)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.teacher is not None:
+            for key, value in self.teacher.state_dict().items():
+                state[f"anchor.teacher.{key}"] = value.detach().clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        prefix = "anchor.teacher."
+        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights and self.teacher is not None:
+            self.teacher.load_state_dict(weights)
+
+
 class Online(TrainingMethod):
     """A region method whose regions come from the live tracker of the same run.
 
@@ -680,6 +774,14 @@ class Online(TrainingMethod):
 
     def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
         return self.inner.loss_weights(batch)
+
+    def extra_loss(
+        self, batch: dict[str, Any], image: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        return self.inner.extra_loss(batch, image, logits)
+
+    def after_step(self, model: nn.Module) -> None:
+        self.inner.after_step(model)
 
     def on_epoch_end(self, epoch: int, trackers: Mapping[str, Any]) -> None:
         """Refresh the regions from ``trackers`` (keys ``"<mode>/train/<view>"``).
@@ -792,8 +894,23 @@ class RegionChain(RegionMethod):
             model = member.wrap_model(model)
         return model
 
+    def extra_loss(
+        self, batch: dict[str, Any], image: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        found = [m.extra_loss(batch, image, logits) for m in self.members]
+        found = [term for term in found if term is not None]
+        return None if not found else torch.stack(found).sum()
+
+    def after_step(self, model: nn.Module) -> None:
+        for member in self.members:
+            member.after_step(model)
+
     def state_dict(self) -> dict[str, Any]:
-        return self.members[0].state_dict()  # the members share their regions
+        # The members share their regions; each adds its own keys (e.g. anchor's teacher).
+        state: dict[str, Any] = {}
+        for member in self.members:
+            state.update(member.state_dict())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for member in self.members:
@@ -822,6 +939,7 @@ _REGION_METHODS: dict[str, type[RegionMethod]] = {
     "style-feature": StyleFeature,
     "focus": Focus,
     "paste": Paste,
+    "anchor": Anchor,
 }
 
 

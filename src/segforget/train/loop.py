@@ -454,12 +454,16 @@ class Trainer:
                 weights = weights.to(self.device, non_blocking=True)
             logits = self.train_model(image)  # (B, K, H, W)
             loss = self._loss(logits, label, weights)
+            extra = self.method.extra_loss(batch, image, logits)
+            if extra is not None:
+                loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.train.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
             self.optimizer.step()
             self._update_average()
+            self.method.after_step(self.model)
             batch["label"] = label
             self.emit("on_batch_end", batch, logits.detach(), loss.detach())
             total += float(loss.detach())
