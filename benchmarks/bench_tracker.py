@@ -22,7 +22,11 @@ present) and with the torch path (``native=False``, the path on GPU and without 
   reduces duplicates, scatters it back (the route on GPU, and on CPU for entries spread over
   the whole pixel space)
 - naive:        four float64 numpy arrays per pixel (previous correctness, previous prediction,
-  forgetting count, switch count) updated with numpy fancy indexing
+  forgetting count, switch count) updated with numpy fancy indexing, timed on the same inputs
+  as each tracker case (sections in order, h-flipped, upside-down, rotated; on rotated
+  sections it first drops the entries without a source pixel, index -1, as it must to be
+  correct). ``x naive`` compares each case with the naive reference on its own inputs, ``x
+  fastest`` with the fastest naive row (the most conservative ratio).
 Rates are pixels per CPU-second of this process (``time.process_time``; torch and numpy both
 single-threaded), which other processes sharing the cores do not distort; wall-clock rates are
 printed too. On GPU, wall-clock with synchronization.
@@ -95,10 +99,16 @@ class NaiveTracker:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in vars(self).values())
 
-    def update(self, pred: np.ndarray, target: np.ndarray, index: np.ndarray) -> None:
+    def update(
+        self, pred: np.ndarray, target: np.ndarray, index: np.ndarray, *, drop_negative=False
+    ) -> None:
         index = index.reshape(-1)
         pred = pred.reshape(-1)
-        correct = (pred == target.reshape(-1)).astype(np.float64)
+        target = target.reshape(-1)
+        if drop_negative:  # entries without a source pixel (index -1) are not observed
+            valid = index >= 0
+            index, pred, target = index[valid], pred[valid], target[valid]
+        correct = (pred == target).astype(np.float64)
         prev_correct = self.prev_correct[index]
         self.forgetting[index] += (prev_correct == 1) & (correct == 0)
         prev_pred = self.prev_pred[index]
@@ -139,6 +149,18 @@ def flipped_index(chosen, height: int, width: int, *, dim: int = -2) -> torch.Te
     return torch.as_tensor(chosen).view(-1, 1, 1) * (height * width) + ramp
 
 
+def case_index(chosen, args, flip) -> torch.Tensor:
+    """pixel_index (B, H, W) of a case's samples: ``flip`` None (sections in order), -1, -2
+    (flipped) or "rotate"."""
+    height, width = args.height, args.width
+    if flip == "rotate":
+        return rotated_index(chosen, height, width)
+    if flip is None:
+        ramp = torch.arange(height * width).view(height, width)
+        return torch.as_tensor(chosen).view(-1, 1, 1) * (height * width) + ramp
+    return flipped_index(chosen, height, width, dim=flip)
+
+
 def bench_tracker(
     batches, num_pixels: int, args, *, flip, windows: bool = True, native: bool
 ) -> tuple[float, float, int]:
@@ -162,11 +184,7 @@ def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool):
     prepared = []
     for chosen, pred, target in batches:
         offsets = [int(c) * block for c in chosen]
-        index = None
-        if flip == "rotate":
-            index = rotated_index(chosen, args.height, args.width).to(device)
-        elif flip is not None:
-            index = flipped_index(chosen, args.height, args.width, dim=flip).to(device)
+        index = None if flip is None else case_index(chosen, args, flip).to(device)
         if flip == -1:  # the samples themselves are mirrored, like their pixel_index
             pred, target = pred.flip(-1), target.flip(-1)
         prepared.append((pred.to(device), target.to(device), offsets, index))
@@ -184,17 +202,19 @@ def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool):
     return (*rates, tracker.nbytes)
 
 
-def bench_naive(batches, num_pixels: int, args) -> tuple[float, float, int]:
+def bench_naive(batches, num_pixels: int, args, *, flip) -> tuple[float, float, int]:
+    """The naive reference on the inputs of the tracker case ``flip`` (see case_index)."""
     naive = NaiveTracker(num_pixels)
     numpy_batches = [
-        (pred.numpy(), target.numpy(), flipped_index(chosen, args.height, args.width).numpy())
+        (pred.numpy(), target.numpy(), case_index(chosen, args, flip).numpy())
         for chosen, pred, target in batches
     ]
-    naive.update(*numpy_batches[0])
+    drop = flip == "rotate"
+    naive.update(*numpy_batches[0], drop_negative=drop)
 
     def run() -> None:
         for item in numpy_batches:
-            naive.update(*item)
+            naive.update(*item, drop_negative=drop)
 
     pixels = len(numpy_batches) * args.batch * args.height * args.width
     return (*_rates(run, pixels, torch.device("cpu")), naive.nbytes)
@@ -251,7 +271,8 @@ def main() -> None:
             kernels.insert(0, True)
         else:
             print(f"fused kernel unavailable ({_native.unavailable_reason()}): torch path only")
-    rows: list[tuple[str, tuple[float, float, int] | None]] = []
+    # (name, result, flip of its inputs); a None result is a heading
+    rows: list[tuple[str, tuple[float, float, int] | None, object]] = []
     for native in kernels:
         kernel = "fused C kernel" if native else "torch path"
         cases = {
@@ -263,15 +284,27 @@ def main() -> None:
         if not native:  # the gather/scatter route has no fused kernel
             cases["  gather/scatter route"] = dict(flip="rotate", windows=False)
         print(f"timing the {kernel} ...", flush=True)
-        rows.append((f"[{kernel}]", None))
+        rows.append((f"[{kernel}]", None, None))
         for name, case in cases.items():
-            rows.append((name, bench_tracker(batches, num_pixels, args, native=native, **case)))
-    naive = bench_naive(batches, num_pixels, args)
-    rows.append(("naive numpy (4 x float64)", naive))
+            result = bench_tracker(batches, num_pixels, args, native=native, **case)
+            rows.append((name, result, case["flip"]))
+    print("timing the naive reference ...", flush=True)
+    rows.append(("[naive numpy (4 x float64), same inputs]", None, None))
+    naive_rates: dict[object, float] = {}
+    naive_cases = {
+        "naive, sections in order": None,
+        "naive, h-flipped sections": -1,
+        "naive, upside-down sections": -2,
+        "naive, rotated (-1 dropped)": "rotate",
+    }
+    for name, flip in naive_cases.items():
+        result = bench_naive(batches, num_pixels, args, flip=flip)
+        naive_rates[flip] = result[0]
+        rows.append((name, result, flip))
+    fastest_naive = max(naive_rates.values())
 
     input_bytes = 2 * torch.empty((), dtype=dtype).element_size()
     bandwidth = copy_bandwidth()
-    naive_rate = naive[0]
     print(
         f"memory copy bandwidth: {bandwidth / 1e9:.2f} GB/s "
         "(read + write per CPU-second, np.copyto 256 MB)"
@@ -279,9 +312,9 @@ def main() -> None:
     clock = "CPU-s" if device.type == "cpu" else "s"
     print(
         f"{'method':28s} {'Mpix/' + clock:>11s} {'Mpix/wall-s':>11s} {'x naive':>8s} "
-        f"{'B/pixel':>8s} {'GB/s moved':>11s} {'of copy bw':>10s}"
+        f"{'x fastest':>9s} {'B/pixel':>8s} {'GB/s moved':>11s} {'of copy bw':>10s}"
     )
-    for name, result in rows:
+    for name, result, flip in rows:
         if result is None:
             print(name)
             continue
@@ -290,13 +323,15 @@ def main() -> None:
         read = input_bytes + (8 if name.startswith(_INDEXED) else 0)
         traffic = rate * (read + 2 * per_pixel)
         print(
-            f"{name:28s} {rate / 1e6:11.1f} {wall_rate / 1e6:11.1f} {rate / naive_rate:8.1f} "
+            f"{name:28s} {rate / 1e6:11.1f} {wall_rate / 1e6:11.1f} "
+            f"{rate / naive_rates[flip]:8.1f} {rate / fastest_naive:9.1f} "
             f"{per_pixel:8.2f} {traffic / 1e9:11.2f} {traffic / bandwidth:10.1%}"
         )
     print(
-        f"(bytes moved = inputs read ({input_bytes} B/pixel, + 8 B/pixel of pixel_index for "
-        "update) + state read and written (2 x B/pixel); ratios and bandwidth use the first "
-        "rate column)"
+        f"(x naive: against the naive reference on the same inputs; x fastest: against its "
+        f"fastest row. Bytes moved = inputs read ({input_bytes} B/pixel, + 8 B/pixel of "
+        "pixel_index for update and naive) + state read and written (2 x B/pixel); ratios and "
+        "bandwidth use the first rate column)"
     )
 
 
