@@ -25,3 +25,36 @@ def test_benchmark_script_parses_its_command_line(script):
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_tracker_benchmark_runs_every_case_on_a_tiny_space():
+    """A small end-to-end run: every tracker case and every naive row is timed and printed."""
+    script = SCRIPTS[0].parent / "bench_tracker.py"
+    args = ["--sections", "6", "--height", "12", "--width", "20", "--batch", "2", "--batches", "3"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    for row in (
+        "fast path (update_blocks)",
+        "scatter path (rotated 5 deg)",
+        "naive, sections in order",
+        "naive, rotated (-1 dropped)",
+    ):
+        assert row in done.stdout, row
+
+
+def test_naive_reference_drops_entries_without_a_source_pixel():
+    """The rotated naive row must not count index -1 (numpy would update the last pixel)."""
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    import numpy as np
+    from bench_tracker import NaiveTracker
+
+    naive = NaiveTracker(4)
+    index = np.array([0, -1, 2])  # numpy alone would read -1 as pixel 3
+    for pred in (np.array([1, 1, 1]), np.array([2, 2, 2])):
+        naive.update(pred, np.array([1, 1, 1]), index, drop_negative=True)
+    # pixels 0 and 2: right, then wrong (one forgetting event, one switch); 1, 3: untouched
+    assert naive.forgetting.tolist() == [1, 0, 1, 0]
+    assert naive.switches.tolist() == [1, 0, 1, 0]
+    assert naive.prev_pred.tolist() == [2, -1, 2, -1]
