@@ -149,3 +149,17 @@ def test_chain_adds_terms_and_keeps_the_teacher_in_its_state():
 def test_options_are_checked(options, match):
     with pytest.raises(ValueError, match=match):
         build_method("online", {"inner": "anchor", **options})
+
+
+def test_teacher_follows_the_model_to_its_device_and_dtype():
+    """The model is wrapped before the training loop moves it (to a GPU, or another dtype
+    here): the teacher must follow, or its forward pass fails."""
+    anchor = _anchor()
+    model = nn.Conv2d(1, K, 1)
+    anchor.wrap_model(model)
+    model.double()
+    batch = _batch()
+    image = batch["image"].double()
+    term = anchor.extra_loss(batch, image, model(image))
+    assert term is not None and anchor.teacher.weight.dtype == torch.float64
+    anchor.after_step(model)

@@ -682,7 +682,18 @@ class Anchor(RegionMethod):
         divergence = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=1)  # (B, H, W)
         return self.weight * divergence[region].sum() / labeled
 
+    def _follow_model(self, model: nn.Module | None) -> None:
+        """Keep the teacher on the device and dtype of the trained model (the model is wrapped
+        before the training loop moves it to its device)."""
+        reference = next(model.parameters(), None) if model is not None else None
+        mine = next(self.teacher.parameters(), None) if self.teacher is not None else None
+        if reference is None or mine is None:
+            return
+        if mine.device != reference.device or mine.dtype != reference.dtype:
+            self.teacher.to(device=reference.device, dtype=reference.dtype)  # type: ignore[union-attr]
+
     def _teacher_logits(self, image: torch.Tensor) -> torch.Tensor:
+        self._follow_model(self._student)
         # Hooks copied with the model (the feature mixer) follow the trained model's mode.
         student = self._student
         was_training = student is not None and student.training
@@ -697,6 +708,7 @@ class Anchor(RegionMethod):
     def after_step(self, model: nn.Module) -> None:
         if self.teacher is None:
             return
+        self._follow_model(model)
         with torch.no_grad():
             pairs = zip(self.teacher.state_dict().values(), model.state_dict().values())
             for average, current in pairs:
