@@ -177,7 +177,33 @@ def test_al_sim_cli_tiny(tiny_f3, tmp_path):
         assert curve["miou_mean"] == pytest.approx(np.mean(curve["miou"], axis=0).tolist())
     # Same seed, same initial set and initialization: round 0 is identical across strategies.
     assert curves["curves"]["switch"]["miou"][0][0] == curves["curves"]["random"]["miou"][0][0]
+    paired = curves["paired"]["switch"]["random"]
+    diff = np.subtract(curves["curves"]["switch"]["miou"], curves["curves"]["random"]["miou"])
+    assert paired["mean"] == pytest.approx(diff.mean(axis=0).tolist())
+    assert paired["wins"] == (diff > 0).sum(axis=0).tolist() and paired["seeds"] == 1
+    assert curves["paired"]["random"] == {}
+    assert "switch - random" in result.stdout
     assert (out / "curves.png").read_bytes()[:4] == PNG
+
+
+def test_paired_differences_by_hand():
+    from segforget.analysis.active_learning import paired_differences
+
+    miou = [[0.5, 0.6, 0.7], [0.4, 0.5, 0.9], [0.6, 0.6, 0.6]]
+    reference = [[0.5, 0.5, 0.8], [0.4, 0.6, 0.7], [0.6, 0.5, 0.7]]
+    got = paired_differences(miou, reference)
+    # differences: [0, .1, -.1], [0, -.1, .2], [0, .1, -.1]
+    assert got["mean"] == pytest.approx([0.0, 0.1 / 3, 0.0])
+    assert got["std"] == pytest.approx(
+        [
+            0.0,
+            np.sqrt((2 * (0.2 / 3) ** 2 + (0.4 / 3) ** 2) / 2),
+            np.sqrt((2 * 0.1**2 + 0.2**2) / 2),
+        ]
+    )
+    assert got["wins"] == [0, 2, 1] and got["seeds"] == 3
+    with pytest.raises(ValueError, match="same shape"):
+        paired_differences(miou, reference[:2])
 
 
 def test_al_sim_user_errors(tiny_f3, tmp_path):

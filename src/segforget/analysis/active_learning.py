@@ -50,6 +50,7 @@ __all__ = [
     "select_from_run",
     "plot_selection",
     "simulate_active_learning",
+    "paired_differences",
     "RoundTraining",
     "default_track_warmup",
     "plot_learning_curves",
@@ -917,6 +918,14 @@ def simulate_active_learning(
             "miou_std": values.std(axis=0).tolist(),
             "miou": values.tolist(),
         }
+    paired = {
+        strategy: {
+            reference: paired_differences(curves[strategy]["miou"], curves[reference]["miou"])
+            for reference in ("random", "entropy")
+            if reference in curves and reference != strategy
+        }
+        for strategy in curves
+    }
     config = {
         "data": data.name,
         "view": view,
@@ -933,7 +942,36 @@ def simulate_active_learning(
         "track_warmup": int(track_warmup),
         "pool_sections": int(train_sections.size),
     }
-    return {"config": config, "curves": curves}
+    return {"config": config, "curves": curves, "paired": paired}
+
+
+def paired_differences(miou: Any, reference: Any) -> dict[str, list[float] | list[int] | int]:
+    """Per-seed differences of two strategies' learning curves (same seeds, same start).
+
+    Seeds share the initial labeled sections and every model's initialization, so the
+    difference within a seed removes the seed-to-seed variation the two strategies share.
+
+    Args:
+        miou: (seeds, rounds + 1) test mIoU of a strategy.
+        reference: (seeds, rounds + 1) test mIoU of the strategy it is compared with.
+
+    Returns:
+        ``mean`` and ``std`` (sample std, 0 for one seed) of ``miou - reference`` per point of
+        the curve, ``wins`` (seeds where ``miou`` is strictly higher) and ``seeds``.
+    """
+    a, b = np.asarray(miou, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[0] == 0:
+        raise ValueError(
+            f"Expected two (seeds, points) curves of the same shape, got {a.shape} and {b.shape}"
+        )
+    diff = a - b
+    std = diff.std(axis=0, ddof=1) if diff.shape[0] > 1 else np.zeros(diff.shape[1])
+    return {
+        "mean": diff.mean(axis=0).tolist(),
+        "std": std.tolist(),
+        "wins": (diff > 0).sum(axis=0).astype(int).tolist(),
+        "seeds": int(diff.shape[0]),
+    }
 
 
 def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -175,6 +175,12 @@ def al_sim_command(
             f"{m:.3f} ± {s:.3f}" for m, s in zip(curve["miou_mean"], curve["miou_std"])
         )
         typer.echo(f"{name:<12}  {cells}")
+    for name, references in result["paired"].items():
+        for reference, paired in references.items():
+            cells = "  ".join(
+                f"{m:+.3f} {w}/{paired['seeds']:<2}" for m, w in zip(paired["mean"], paired["wins"])
+            )
+            typer.echo(f"{name + ' - ' + reference:<22}  {cells}   (mean difference, seeds won)")
     typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
 
 
