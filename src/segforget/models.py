@@ -33,6 +33,8 @@ __all__ = [  # noqa: F822  (ARCHITECTURES is provided lazily by __getattr__)
     "build_model",
     "parse_model_name",
     "validate_model_name",
+    "weight_average",
+    "update_weight_average",
 ]
 
 
@@ -211,3 +213,26 @@ def build_model(
         ) from exc
     divisor = int(getattr(net.encoder, "output_stride", 32))
     return SegmentationNet(net, divisor=divisor, name=name)
+
+
+def weight_average(model: nn.Module) -> nn.Module:
+    """A frozen copy of ``model`` in eval mode, the start of a weight average (see
+    :func:`update_weight_average`)."""
+    import copy
+
+    average = copy.deepcopy(model).eval()
+    average.requires_grad_(False)
+    return average
+
+
+@torch.no_grad()
+def update_weight_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """One step of an exponential moving average: every floating-point parameter and buffer
+    of ``average`` becomes ``decay * average + (1 - decay) * model``; integer buffers (such as
+    BatchNorm's ``num_batches_tracked``) are copied. The two must have the same state keys."""
+    pairs = zip(average.state_dict().values(), model.state_dict().values())
+    for mean, current in pairs:
+        if mean.dtype.is_floating_point:
+            mean.lerp_(current.to(mean.dtype), 1.0 - decay)
+        else:
+            mean.copy_(current)

@@ -19,7 +19,6 @@ Region methods other than ``online`` read their regions from a previous run
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ from segforget.augment.base import TrainingMethod
 from segforget.augment.feature import FeatureStatsMixer, insert_feature_mixer
 from segforget.augment.regions import RegionOptions, select_regions, select_regions_from_stats
 from segforget.augment.style import fourier_transfer, moment_match, region_moments
+from segforget.models import update_weight_average, weight_average
 
 __all__ = [
     "METHOD_NAMES",
@@ -658,8 +658,7 @@ class Anchor(RegionMethod):
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         self._student = model
-        self.teacher = copy.deepcopy(model).eval()
-        self.teacher.requires_grad_(False)
+        self.teacher = weight_average(model)
         return model
 
     def transform_batch(
@@ -709,13 +708,7 @@ class Anchor(RegionMethod):
         if self.teacher is None:
             return
         self._follow_model(model)
-        with torch.no_grad():
-            pairs = zip(self.teacher.state_dict().values(), model.state_dict().values())
-            for average, current in pairs:
-                if average.dtype.is_floating_point:
-                    average.lerp_(current, 1.0 - self.decay)
-                else:
-                    average.copy_(current)
+        update_weight_average(self.teacher, model, self.decay)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

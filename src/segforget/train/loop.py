@@ -8,7 +8,6 @@ stores. Shapes: B sections per batch, C channels, K classes, H x W section size.
 
 from __future__ import annotations
 
-import copy
 import math
 import platform
 import random
@@ -26,6 +25,7 @@ import yaml
 from torch import nn
 
 from segforget.io import atomic_path, atomic_write_json, atomic_write_text
+from segforget.models import update_weight_average, weight_average
 from segforget.train.callbacks import (
     Callback,
     EpochTracking,
@@ -276,8 +276,7 @@ class Trainer:
         # The weight average (train.ema), when on, is the run's model: every evaluation uses it.
         self.averaged: nn.Module | None = None
         if config.train.ema > 0:
-            self.averaged = copy.deepcopy(self.model).eval()
-            self.averaged.requires_grad_(False)
+            self.averaged = weight_average(self.model)
         self.scheduler = None
         if config.train.scheduler == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -340,16 +339,8 @@ class Trainer:
 
     def _update_average(self) -> None:
         """One EMA step of the averaged weights and floating-point buffers towards the model's."""
-        if self.averaged is None:
-            return
-        weight = 1.0 - float(self.config.train.ema)
-        with torch.no_grad():
-            pairs = zip(self.averaged.state_dict().values(), self.model.state_dict().values())
-            for average, current in pairs:
-                if average.dtype.is_floating_point:
-                    average.lerp_(current, weight)
-                else:
-                    average.copy_(current)  # counters such as BatchNorm's num_batches_tracked
+        if self.averaged is not None:
+            update_weight_average(self.averaged, self.model, float(self.config.train.ema))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: tensors and plain values only.
