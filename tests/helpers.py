@@ -143,3 +143,36 @@ def assert_same_run(expected_dir, actual_dir) -> None:
         np.testing.assert_array_equal(
             actual.predictions(split, view), expected.predictions(split, view)
         )
+
+
+def _interrupt(after: int):
+    """A callback that stops a run right after the checkpoint of epoch ``after`` (1-based)."""
+    from segforget.train import Callback
+
+    class Interrupt(Callback):
+        def on_checkpoint(self, trainer, epoch, path) -> None:
+            if epoch + 1 == after:
+                raise KeyboardInterrupt
+
+    return Interrupt()
+
+
+def train_interrupted_and_resumed(config, root, *, after: int):
+    """Train ``config`` straight through into ``root/full`` and again into ``root/split``,
+    stopped after epoch ``after`` (1-based) and resumed; assert the two runs are the same.
+
+    Returns:
+        (full run directory, split run directory).
+    """
+    import pytest
+
+    from segforget.train import resume, train
+
+    full, split = root / "full", root / "split"
+    train(config, full)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, split, callbacks=[_interrupt(after)])
+    assert not (split / "metrics.json").exists()
+    resume(split)
+    assert_same_run(full, split)
+    return full, split

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import assert_same_run
-from segforget.train import Callback, Trainer, load_run, resume, train
+from helpers import train_interrupted_and_resumed
+from segforget.train import Callback, Trainer, load_run, train
 
 
 class RecordWeights(Callback):
@@ -100,20 +100,11 @@ def test_every_evaluation_uses_the_averaged_model(tiny_config, tmp_path):
 
 
 def test_resume_with_ema_equals_uninterrupted_run(tiny_config, tmp_path):
-    class Interrupt(Callback):
-        def on_checkpoint(self, trainer, epoch, path) -> None:
-            if epoch == 0:
-                raise KeyboardInterrupt
-
     tiny_config.train.ema = 0.6
     tiny_config.train.epochs = 2
-    train(tiny_config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config, tmp_path / "split", callbacks=[Interrupt()])
-    resume(tmp_path / "split")
-    assert_same_run(tmp_path / "full", tmp_path / "split")
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    full, split = train_interrupted_and_resumed(tiny_config, tmp_path, after=1)
+    a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(split / "checkpoints" / "last.pt", weights_only=True)
     for part in ("model", "train_model"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
 

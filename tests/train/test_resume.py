@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from helpers import assert_same_run
+from helpers import assert_same_run, train_interrupted_and_resumed
 from segforget.train import Callback, load_run, resume, train
 
 
@@ -57,17 +57,7 @@ def test_resume_can_extend_a_finished_run(tiny_config, tmp_path):
 
 def test_resume_with_anchor_equals_uninterrupted_run(tiny_config, tmp_path):
     """The anchor method's teacher (a running average) travels in the checkpoint."""
-
-    class Interrupt(Callback):
-        def on_checkpoint(self, trainer, epoch, path) -> None:
-            if epoch == 1:
-                raise KeyboardInterrupt
-
     tiny_config.train.epochs = 3
     tiny_config.method.name = "online"
     tiny_config.method.options = {"inner": "anchor", "warmup": 1, "k": 1, "weight": 2.0}
-    train(tiny_config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config, tmp_path / "split", callbacks=[Interrupt()])
-    resume(tmp_path / "split")
-    assert_same_run(tmp_path / "full", tmp_path / "split")
+    train_interrupted_and_resumed(tiny_config, tmp_path, after=2)
