@@ -122,6 +122,22 @@ def test_chunk_size_does_not_change_summary(analyzed, tmp_path):
         ), key
 
 
+def test_weight_average_run_says_what_was_tracked(analyzed, tmp_path):
+    import yaml
+
+    run, summary = analyzed
+    assert summary["weight_average"] is None
+    assert not any("weight average" in note for note in summary["findings"])
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["train"] = {"ema": 0.9}
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    other = analyze_run(copy, progress=False, figures=False, min_region_size=1)
+    assert other["weight_average"] == 0.9
+    assert any("weight average (train.ema = 0.9)" in note for note in other["findings"])
+
+
 def test_user_errors(tmp_path, analyzed):
     run, _ = analyzed
     with pytest.raises(FileNotFoundError, match="Expected `run_dir` to be an existing run"):

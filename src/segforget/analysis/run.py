@@ -224,6 +224,13 @@ class _Progress:
 def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
     """Plain-language statements of what the numbers show (or do not show)."""
     notes = []
+    ema = summary.get("weight_average")
+    if ema and summary.get("mode") == "epoch":
+        notes.append(
+            f"The tracked model is a weight average (train.ema = {ema:g}): its forgetting "
+            "events describe the average, which changes less from epoch to epoch than the "
+            "trained weights; compare forgetting counts only with runs tracked the same way."
+        )
     e = summary["boundary"]["enrichment_2px"]
     if e is not None:
         share = summary["boundary"]["near_pixel_share"]
@@ -440,10 +447,13 @@ def analyze_run(
             test_dynamics[f"{space.ref.split}_{space.ref.view}"] = acc.result()
 
     ov = overview.result()
+    train_config = run.config.get("train") if isinstance(run.config, dict) else None
+    ema = float((train_config or {}).get("ema") or 0.0)
     summary: dict[str, Any] = {
         "run": str(run.path),
         "data": run.data_spec,
         "mode": mode,
+        "weight_average": ema if ema > 0 else None,
         "views": [s.ref.view for s in spaces],
         "class_names": class_names,
         "k": k_value,
