@@ -58,3 +58,30 @@ def test_naive_reference_drops_entries_without_a_source_pixel():
     assert naive.forgetting.tolist() == [1, 0, 1, 0]
     assert naive.switches.tolist() == [1, 0, 1, 0]
     assert naive.prev_pred.tolist() == [2, -1, 2, -1]
+
+
+def test_scatter_floor_benchmark_runs_on_a_tiny_batch():
+    import shutil
+
+    script = SCRIPTS[0].parent / "bench_scatter_floor.py"
+    args = ["--batch", "2", "--height", "12", "--width", "20", "--sections", "6", "--rounds", "1"]
+    if not any(shutil.which(c) for c in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler: covered by the skip test below")
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    for row in ("C: read index, class, target only", "ForgettingTracker.update"):
+        assert row in done.stdout, row
+
+
+def test_scatter_floor_benchmark_skips_without_a_compiler(tmp_path):
+    import os
+
+    script = SCRIPTS[0].parent / "bench_scatter_floor.py"
+    env = {**os.environ, "PATH": str(tmp_path)}  # no cc, gcc or clang on the path
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("skipped: no C compiler")
