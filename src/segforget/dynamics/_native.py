@@ -119,6 +119,9 @@ def _declare(library: ctypes.CDLL) -> None:
         *([ptr] * 7),
     ]
     library.segforget_observe_targets.restype = i32
+    library.segforget_observe_target_runs.argtypes = [i64, ptr, ptr, ptr, i64, i32]
+    library.segforget_observe_target_runs.argtypes += [ptr, i32, ptr, i32, i64, i32, *[ptr] * 7]
+    library.segforget_observe_target_runs.restype = i32
     library.segforget_observe_bytes.argtypes = [i64, ptr, ptr, ptr, *([ptr] * 7)]
     library.segforget_observe_bytes.restype = i32
     library.segforget_index_bounds.argtypes = [i64, i64, ptr, ptr, ptr]
@@ -236,6 +239,50 @@ def observe_targets(
     _check(
         library.segforget_observe_targets(
             lines, width, int(mirrored), *inputs.arguments(), *_state_pointers(state)
+        )
+    )
+
+
+def observe_target_runs(
+    state,
+    runs: list[tuple[int, int, int]],
+    classes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    mirrored: bool,
+) -> None:
+    """Several block runs of one batch in one call (see :func:`observe_targets`).
+
+    Args:
+        state: a :class:`~segforget.dynamics._kernel.CoreState` of whole state tensors; a run's
+            state position counts from their first element.
+        runs: (first input entry, first state position, entries) per run; the runs' state
+            ranges must not overlap.
+        classes, target: (B, H, W) contiguous CPU integer tensors, the whole batch.
+        ignore_index, mirrored: as in :func:`observe_targets` (``mirrored``: rows of W).
+    """
+    library = _require()
+    inputs = _Inputs.of(classes, target, ignore_index)
+    size = inputs.target.numel()
+    for start, at, length in runs:
+        if start < 0 or length < 0 or start + length > size or at < 0:
+            raise ValueError(f"Expected runs inside the batch's {size} entries, got {runs}")
+    # bound to names: their memory must outlive the call
+    input_at = torch.tensor([r[0] for r in runs], dtype=torch.int64)
+    state_at = torch.tensor([r[1] for r in runs], dtype=torch.int64)
+    length = torch.tensor([r[2] for r in runs], dtype=torch.int64)
+    width = int(inputs.target.shape[-1]) if inputs.target.dim() else 1
+    _check(
+        library.segforget_observe_target_runs(
+            len(runs),
+            input_at.data_ptr(),
+            state_at.data_ptr(),
+            length.data_ptr(),
+            width,
+            int(mirrored),
+            *inputs.arguments(),
+            *_state_pointers(state),
         )
     )
 

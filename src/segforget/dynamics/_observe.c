@@ -161,6 +161,32 @@ int segforget_observe_targets(int64_t lines, int64_t width, int mirrored, const 
     return 0;
 }
 
+/* Several block runs of one batch in one call: run r reads `length[r]` entries of the
+ * inputs from entry input_at[r] and updates the state from pixel state_at[r] (pointers in
+ * `observations` .. `flags` are the state's base), as segforget_observe_targets does for one
+ * run: lines of `width` entries when `mirrored`, else one line. Returns 0, or -1 on bad sizes. */
+int segforget_observe_target_runs(int64_t runs, const int64_t *input_at, const int64_t *state_at,
+                                  const int64_t *length, int64_t width, int mirrored,
+                                  const void *classes, int class_bytes, const void *target,
+                                  int target_bytes, int64_t ignore, int ignore_byte,
+                                  uint16_t *observations, uint16_t *correct,
+                                  uint16_t *forgetting, uint16_t *switches,
+                                  uint16_t *first_learned, uint8_t *last_prediction,
+                                  uint8_t *flags) {
+    for (int64_t r = 0; r < runs; r++) {
+        int64_t n = length[r], at = state_at[r], from = input_at[r];
+        int64_t line = mirrored ? width : n;
+        if (line <= 0 || n % line) return -1;
+        int done = segforget_observe_targets(
+            n / line, line, mirrored, (const char *)classes + from * class_bytes, class_bytes,
+            (const char *)target + from * target_bytes, target_bytes, ignore, ignore_byte,
+            observations + at, correct + at, forgetting + at, switches + at, first_learned + at,
+            last_prediction + at, flags + at);
+        if (done) return done;
+    }
+    return 0;
+}
+
 /* Step n pixels of `s` chunk by chunk from derived bytes (`ok`, `seen_now`), or, when `code`
  * is not NULL, from window codes (0 not observed, 1 correct, 2 wrong) converted per chunk. */
 static void step_derived(int64_t n, const uint8_t *cls, const uint8_t *ok,

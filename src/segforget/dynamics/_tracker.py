@@ -481,8 +481,9 @@ class ForgettingTracker:
                 self._raise_overflow(full)
         self._reserve()
         if self.native:
-            for view, inputs in parts:
-                self._observe_native(_select(self._state, view), inputs)
+            if not self._observe_target_runs(parts):
+                for view, inputs in parts:
+                    self._observe_native(_select(self._state, view), inputs)
             self._max_observations += 1
             return
         for view, inputs in parts:
@@ -504,6 +505,32 @@ class ForgettingTracker:
             )
             observe_(state, ob, scratch=self._scratch(correct.numel()))
         self._max_observations += 1
+
+    def _observe_target_runs(self, parts: list) -> bool:
+        """All block runs of one batch straight from its raw classes and targets in one call
+        of the fused kernel (one Python round trip per batch, not per run). False (nothing
+        done) when the parts are not all such runs."""
+        if not parts:
+            return False
+        batch = getattr(parts[0][1], "batch", None)
+        if batch is None or batch.correct is not None:
+            return False
+        block = batch.classes[0].numel()
+        runs = []
+        for view, inputs in parts:
+            if not isinstance(inputs, _LazyBytes) or inputs.batch is not batch:
+                return False
+            rows = inputs.rows
+            runs.append((rows.start * block, view.start, (rows.stop - rows.start) * block))
+        _native.observe_target_runs(
+            self._state,
+            runs,
+            batch.classes,
+            batch.target,
+            ignore_index=self.ignore_index,
+            mirrored=batch.mirrored,
+        )
+        return True
 
     def _observe_native(self, state: CoreState, inputs) -> None:
         """One observation of a state view with the fused kernel: straight from the raw
