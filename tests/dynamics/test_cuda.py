@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dynamics.reference import FLOAT_FIELDS, INT_FIELDS
 from segforget.dynamics import ForgettingTracker
 
 pytestmark = pytest.mark.skipif(
@@ -59,18 +60,10 @@ def test_cuda_tracker_equals_cpu_tracker(extras):
             else:
                 tracker.update(logits_d, target_d, torch.from_numpy(index).to(device))
     cpu, gpu = trackers["cpu"].compute(), trackers["cuda"].compute()
-    for name in (
-        "observations",
-        "correct",
-        "forgetting_events",
-        "learning_events",
-        "switch_events",
-        "first_learned",
-        "last_correct",
-    ):
+    for name in INT_FIELDS:
         np.testing.assert_array_equal(getattr(gpu, name), getattr(cpu, name), err_msg=name)
     if extras:
-        for name in ("confidence", "variability", "aum"):
+        for name in FLOAT_FIELDS:
             np.testing.assert_allclose(getattr(gpu, name), getattr(cpu, name), rtol=1e-5, atol=1e-6)
         pixels = np.arange(0, num_pixels, 7)
         np.testing.assert_array_equal(
