@@ -46,25 +46,23 @@ __attribute__((noinline)) static void reduce(int64_t n, const int64_t *restrict 
     }
 }
 
-__attribute__((noinline)) static void packed(int64_t n, const int64_t *restrict index, int64_t shift,
-                   const int64_t *restrict c, const int64_t *restrict t, uint8_t *restrict win) {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = index[i];
-        uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];
-        if (r < 0 || t[i] == 255) continue;
-        win[r + shift] |= (uint8_t)((1 + 2 * (cb != tb)) | (4u << (cb & 7)));
+/* One packed byte per pixel (observed, wrong, one bit per class), written with ASSIGN:
+ * `|=` reduces duplicates (packed), `=` does not (store: a floor, wrong with duplicates). */
+#define DEFINE_BYTE_SCATTER(NAME, ASSIGN)                                                    \
+    __attribute__((noinline)) static void NAME(int64_t n, const int64_t *restrict index,    \
+                                               int64_t shift, const int64_t *restrict c,    \
+                                               const int64_t *restrict t,                   \
+                                               uint8_t *restrict win) {                     \
+        for (int64_t i = 0; i < n; i++) {                                                    \
+            int64_t r = index[i];                                                            \
+            uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];                                  \
+            if (r < 0 || t[i] == 255) continue;                                              \
+            win[r + shift] ASSIGN(uint8_t)((1 + 2 * (cb != tb)) | (4u << (cb & 7)));         \
+        }                                                                                    \
     }
-}
 
-__attribute__((noinline)) static void store(int64_t n, const int64_t *restrict index, int64_t shift,
-                  const int64_t *restrict c, const int64_t *restrict t, uint8_t *restrict win) {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = index[i];
-        uint8_t cb = (uint8_t)c[i], tb = (uint8_t)t[i];
-        if (r < 0 || t[i] == 255) continue;
-        win[r + shift] = (uint8_t)((1 + 2 * (cb != tb)) | (4u << (cb & 7)));
-    }
-}
+DEFINE_BYTE_SCATTER(packed, |=)
+DEFINE_BYTE_SCATTER(store, =)
 
 int main(int argc, char **argv) {
     int64_t samples = argc > 1 ? atoll(argv[1]) : 8, height = argc > 2 ? atoll(argv[2]) : 255;
