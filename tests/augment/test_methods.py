@@ -148,6 +148,37 @@ def test_batch_regions_follow_pixel_index():
     assert not batch_regions(None, index, rotated["label"], 255).any()
 
 
+def test_rotate_per_sample_probability_uses_the_same_draws():
+    batch = _batch()
+    every = rotate_batch(batch, degrees=20, p=1.0, generator=torch.Generator().manual_seed(3))
+    some = rotate_batch(
+        batch,
+        degrees=20,
+        p=torch.tensor([1.0, 0.0, 1.0]),
+        generator=torch.Generator().manual_seed(3),
+    )
+    for b, rotated in ((0, True), (1, False), (2, True)):
+        want = every if rotated else batch
+        for key in ("image", "label", "pixel_index"):
+            assert torch.equal(some[key][b], want[key][b])
+    assert not torch.equal(every["label"][1], batch["label"][1])
+
+
+@pytest.mark.parametrize("scope", ["all", "regions"])
+def test_rotate_scope_regions_rotates_only_samples_holding_regions(scope):
+    method = build_method(
+        "online", {"inner": "focus", "rotate": 20.0, "rotate_p": 1.0, "rotate_scope": scope}
+    ).inner
+    method.setup(data=None, num_classes=3, ignore_index=255, seed=0)
+    method.set_regions("inline", _region(), (H, W))
+    batch = _batch()  # sections 1, 3 hold regions, 4 does not
+    out = method.transform_batch(batch, generator=torch.Generator().manual_seed(0))
+    changed = [not torch.equal(out["image"][b], batch["image"][b]) for b in range(3)]
+    assert changed == ([True, True, True] if scope == "all" else [True, True, False])
+    with pytest.raises(ValueError, match="rotate_scope"):
+        build_method("online", {"inner": "focus", "rotate": 5.0, "rotate_scope": "some"})
+
+
 def _style_input(**options):
     method = build_method("online", {"inner": "style-input", "p": 1.0, **options}).inner
     method.setup(data=None, num_classes=3, ignore_index=255, seed=0)
@@ -245,8 +276,11 @@ def test_online_refreshes_after_warmup_and_round_trips():
     }
     method.on_epoch_end(0, trackers)
     assert method.refreshes == 0 and method.sampler_weights("inline", np.arange(N)) is None
+    assert method.epoch_summary() == {"region_fraction": {}, "refreshes": 0}
     method.on_epoch_end(1, trackers)
     assert method.refreshes == 1
+    fraction = _region().sum() / _region().size
+    assert method.epoch_summary() == {"region_fraction": {"inline": fraction}, "refreshes": 1}
     np.testing.assert_array_equal(method.inner.regions["inline"].numpy(), _region())
     clone = build_method("online", {"inner": "oversample"})
     clone.load_state_dict(method.state_dict())

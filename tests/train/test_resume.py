@@ -60,4 +60,9 @@ def test_resume_with_anchor_equals_uninterrupted_run(tiny_config, tmp_path):
     tiny_config.train.epochs = 3
     tiny_config.method.name = "online"
     tiny_config.method.options = {"inner": "anchor", "warmup": 1, "k": 1, "weight": 2.0}
-    train_interrupted_and_resumed(tiny_config, tmp_path, after=2)
+    full, _ = train_interrupted_and_resumed(tiny_config, tmp_path, after=2)
+    # the history records the method's per-epoch summary: refreshes after the warm-up
+    history = json.loads((full / "metrics.json").read_text())["history"]
+    assert [h["method"]["refreshes"] for h in history] == [1, 2, 3]
+    fractions = [h["method"]["region_fraction"] for h in history]
+    assert all(0.0 <= f <= 1.0 for record in fractions for f in record.values())

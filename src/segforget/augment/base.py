@@ -78,6 +78,10 @@ class TrainingMethod:
     def on_epoch_end(self, epoch: int, trackers: Mapping[str, Any]) -> None:
         """Called after each epoch with the live trackers by name (online methods refresh here)."""
 
+    def epoch_summary(self) -> dict[str, Any]:
+        """Plain values recorded in the run's history after each epoch (``"method"``; {}: none)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain values only (saved in checkpoints)."""
         return {}

@@ -65,7 +65,7 @@ METHOD_NAMES: tuple[str, ...] = (
 )
 
 _REGION_KEYS = ("k", "include_never_learned", "opening", "min_area", "budget", "dilate")
-_COMMON_KEYS = ("regions", "mode", "rotate", "rotate_p", *_REGION_KEYS)
+_COMMON_KEYS = ("regions", "mode", "rotate", "rotate_p", "rotate_scope", *_REGION_KEYS)
 
 
 def _option(options: Mapping[str, Any], key: str, default: Any, kind: type | tuple) -> Any:
@@ -88,11 +88,14 @@ def rotate_batch(
     batch: dict[str, Any],
     *,
     degrees: float,
-    p: float,
+    p: float | torch.Tensor,
     generator: torch.Generator,
     ignore_index: int = 255,
 ) -> dict[str, Any]:
     """Rotate each sample by an angle uniform in [-degrees, degrees] with probability ``p``.
+
+    ``p`` is one probability for all samples or a (B,) tensor of per-sample probabilities;
+    the random draws are the same either way (two per sample).
 
     The image is resampled bilinearly (zero outside), ``label`` and ``pixel_index`` with the
     nearest source pixel (``ignore_index`` and -1 outside), so observations stay on their
@@ -107,6 +110,7 @@ def rotate_batch(
     image, label, index = batch["image"], batch["label"], batch["pixel_index"]
     size, _, height, width = image.shape
     draw = torch.rand((2, size), generator=generator)
+    p = torch.as_tensor(p, dtype=draw.dtype)
     angles = (draw[0] * 2 - 1) * degrees * (draw[1] < p)
     if not bool((angles != 0).any()):
         return batch
@@ -203,7 +207,9 @@ class RegionMethod(TrainingMethod):
         k, include_never_learned, opening, min_area, budget, dilate: see
             :class:`RegionOptions`.
         rotate: also rotate samples by up to this many degrees after the method's change
-            (0: no rotation, the default); rotate_p: probability of that rotation (0.5).
+            (0: no rotation, the default); rotate_p: probability of that rotation (0.5);
+            rotate_scope: ``"all"`` samples (default) or only the samples that hold selected
+            pixels (``"regions"``: the variety goes where the forgetting is).
     """
 
     option_keys: tuple[str, ...] = _COMMON_KEYS
@@ -229,6 +235,12 @@ class RegionMethod(TrainingMethod):
             )
         self.rotate_degrees = _option(options, "rotate", 0.0, float)
         self.rotate_p = _check_probability("rotate_p", _option(options, "rotate_p", 0.5, float))
+        self.rotate_scope = _option(options, "rotate_scope", "all", str)
+        if self.rotate_scope not in ("all", "regions"):
+            raise ValueError(
+                "Expected option `rotate_scope` to be 'all' or 'regions', "
+                f"got {self.rotate_scope!r}"
+            )
         self.regions: dict[str, torch.Tensor] = {}
         self.section_shapes: dict[str, tuple[int, int]] = {}
         self.space_shapes: dict[str, tuple[int, int]] = {}
@@ -247,7 +259,11 @@ class RegionMethod(TrainingMethod):
 
     def region_fraction(self) -> dict[str, float]:
         """Fraction of each view's training pixels that is selected."""
-        return {v: float(r.float().mean()) if r.numel() else 0.0 for v, r in self.regions.items()}
+        return {v: int(r.sum()) / r.numel() if r.numel() else 0.0 for v, r in self.regions.items()}
+
+    def epoch_summary(self) -> dict[str, Any]:
+        """``region_fraction`` by view (the selected share of the training pixels)."""
+        return {"region_fraction": self.region_fraction()}
 
     def _load_regions(self, views: tuple[str, ...]) -> None:
         from segforget.dynamics import ForgettingStats
@@ -302,10 +318,14 @@ class RegionMethod(TrainingMethod):
     def _maybe_rotate(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
         if self.rotate_degrees <= 0:
             return batch
+        p: float | torch.Tensor = self.rotate_p
+        if self.rotate_scope == "regions":
+            holds = self.batch_regions(batch).flatten(1).any(dim=1)  # (B,)
+            p = holds.to(torch.float32) * self.rotate_p
         return rotate_batch(
             batch,
             degrees=self.rotate_degrees,
-            p=self.rotate_p,
+            p=p,
             generator=generator,
             ignore_index=self.ignore_index,
         )
@@ -827,6 +847,9 @@ class Online(TrainingMethod):
 
     def state_dict(self) -> dict[str, Any]:
         return {"inner": self.inner.state_dict(), "refreshes": self.refreshes}
+
+    def epoch_summary(self) -> dict[str, Any]:
+        return {**self.inner.epoch_summary(), "refreshes": self.refreshes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state.get("inner", {}))

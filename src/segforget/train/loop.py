@@ -549,6 +549,9 @@ class Trainer:
             record["time_s"] = time.perf_counter() - started
             self.emit("on_epoch_end", epoch, record)
             self.method.on_epoch_end(epoch, {"/".join(k): t for k, t in self.trackers.items()})
+            summary = self.method.epoch_summary()
+            if summary:
+                record["method"] = summary
             record["time_s"] = time.perf_counter() - started
             self.history.append(record)
             self.epoch = epoch + 1
