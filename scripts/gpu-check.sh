@@ -3,7 +3,7 @@
 #   1. which device and tracker kernel segforget sees (segforget env);
 #   2. a CUDA tracker holds exactly the state of a CPU tracker given the same updates
 #      (tests/dynamics/test_cuda.py: blocks, flips, duplicates, padding, spread entries,
-#      confidence and history);
+#      confidence and history; and no update waits for the device: sync debug mode "error");
 #   3. the tracker benchmark with the state on the GPU (F3-sized, wall-clock rates).
 # Usage: bash scripts/gpu-check.sh [PYTHON]      (default: .venv/bin/python)
 set -euo pipefail

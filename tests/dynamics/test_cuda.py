@@ -89,3 +89,31 @@ def test_cuda_state_dict_round_trips_through_the_cpu():
     a, b = gpu.compute(), cpu.compute()
     np.testing.assert_array_equal(a.forgetting_events, b.forgetting_events)
     np.testing.assert_array_equal(a.switch_events, b.switch_events)
+
+
+@pytest.mark.parametrize("extras", [False, True], ids=["core", "confidence+history"])
+def test_cuda_updates_never_wait_for_the_device(extras):
+    """No host-device round trip per update: with torch's sync debug mode set to "error",
+    any operation that makes the host wait for the GPU (``.item()``, ``bool(tensor)``, a
+    device-to-host copy, ``nonzero``) raises. Inputs are on the GPU already, block offsets are
+    host ints, as in training."""
+    rng = np.random.default_rng(2)
+    batches, num_pixels, classes = _batches(rng, steps=16)
+    tracker = ForgettingTracker(
+        num_pixels, classes, device="cuda", confidence=extras, history=extras
+    )
+    on_device = [
+        (torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda(), torch.from_numpy(c).cuda(), d)
+        for a, b, c, d in batches
+    ]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step, (logits, target, index, offsets) in enumerate(on_device):
+            if step % 4 == 0:
+                tracker.update_blocks(logits, target, offsets)
+            else:
+                tracker.update(logits, target, index)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert tracker.compute().observations.max() > 0
