@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from helpers import assert_user_error, run_cli
 from segforget.augment.benchmark import (
@@ -86,10 +87,26 @@ def test_run_benchmark_aggregates_with_numpy(tmp_path, fake_train):
     delta = report["comparisons"]["style-input"]["rotate"]["miou"]
     assert delta["delta"] == pytest.approx(0.04) and delta["beyond_spread"] is False
     assert report["best"] == "style-input"
+    # paired by seed: mIoU and scruff differ by exactly 0.04 in every seed
+    paired = report["comparisons"]["style-input"]["rotate"]["paired"]
+    assert paired["miou"]["mean"] == pytest.approx(0.04) and paired["miou"]["wins"] == 3
+    assert paired["miou"]["std"] == pytest.approx(0.0, abs=1e-12)
+    assert paired["scruff"]["mean"] == pytest.approx(0.04) and paired["scruff"]["seeds"] == 3
+    ref_counts = []
+    for s in range(3):
+        events, observations = _fake_events("rotate", s)
+        ref_counts.append(((events >= 2) & (observations > 0)).sum())
+    diff = np.subtract(counts, ref_counts)
+    forgotten = paired["frequently_forgotten"]
+    assert forgotten["mean"] == pytest.approx(diff.mean())
+    assert forgotten["std"] == pytest.approx(diff.std(ddof=1))
+    assert forgotten["wins"] == int((diff < 0).sum())
+    assert forgotten["p"] == pytest.approx(stats.ttest_rel(counts, ref_counts).pvalue)
     saved = json.loads((out / "benchmark.json").read_text())
     assert saved["summary"]["rotate"]["miou"]["mean"] == pytest.approx(np.mean(miou) - 0.04)
     md = (out / "benchmark.md").read_text()
     assert "**scruff acc.**" in md and "| style-input |" in md
+    assert "| style-input | rotate | +0.040 ± 0.000, 3/3, **p < 0.001** |" in md
     # resume reuses every finished run
     fake_train.clear()
     run_benchmark(out, seeds=3, methods=["rotate", "style-input"], epochs=1, resume=True)

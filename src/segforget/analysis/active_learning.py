@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from segforget.compare import paired_differences
+
 __all__ = [
     "STRATEGIES",
     "LABEL_FREE_STRATEGIES",
@@ -943,35 +945,6 @@ def simulate_active_learning(
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves, "paired": paired}
-
-
-def paired_differences(miou: Any, reference: Any) -> dict[str, list[float] | list[int] | int]:
-    """Per-seed differences of two strategies' learning curves (same seeds, same start).
-
-    Seeds share the initial labeled sections and every model's initialization, so the
-    difference within a seed removes the seed-to-seed variation the two strategies share.
-
-    Args:
-        miou: (seeds, rounds + 1) test mIoU of a strategy.
-        reference: (seeds, rounds + 1) test mIoU of the strategy it is compared with.
-
-    Returns:
-        ``mean`` and ``std`` (sample std, 0 for one seed) of ``miou - reference`` per point of
-        the curve, ``wins`` (seeds where ``miou`` is strictly higher) and ``seeds``.
-    """
-    a, b = np.asarray(miou, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2 or a.shape[0] == 0:
-        raise ValueError(
-            f"Expected two (seeds, points) curves of the same shape, got {a.shape} and {b.shape}"
-        )
-    diff = a - b
-    std = diff.std(axis=0, ddof=1) if diff.shape[0] > 1 else np.zeros(diff.shape[1])
-    return {
-        "mean": diff.mean(axis=0).tolist(),
-        "std": std.tolist(),
-        "wins": (diff > 0).sum(axis=0).astype(int).tolist(),
-        "seeds": int(diff.shape[0]),
-    }
 
 
 def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -> None:

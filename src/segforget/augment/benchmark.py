@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from segforget.augment.methods import METHOD_NAMES
+from segforget.compare import paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -192,6 +193,16 @@ def _beyond_spread(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return a["mean"] - b["mean"] > a["std"] + b["std"]
 
 
+def _paired_cell(d: Mapping[str, Any] | None, digits: int) -> str:
+    if d is None:
+        return "n/a"
+    p = d["p"]
+    p_text = "p n/a" if p is None else "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+    if p is not None and p < 0.05:
+        p_text = f"**{p_text}**"
+    return f"{d['mean']:+.{digits}f} ± {d['std']:.{digits}f}, {d['wins']}/{d['seeds']}, {p_text}"
+
+
 def benchmark_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown tables of a benchmark report (see :func:`run_benchmark`)."""
     settings = report["settings"]
@@ -249,13 +260,84 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
                     f"| {entry} | {ref} | {cell(c['miou'])} | {cell(c['scruff'])} | "
                     f"{cell(c['zechstein'])} | {change_text} |"
                 )
+    paired_rows = [
+        (entry, ref, c["paired"])
+        for entry, refs in comparisons.items()
+        for ref, c in refs.items()
+        if c.get("paired")
+    ]
+    if paired_rows:
+        lines += [
+            "",
+            "Paired by seed (runs of one seed share the initialization and the batch order): "
+            "mean ± sample std of the per-seed difference, seeds where the method is better "
+            "(fewer forgotten pixels is better), paired t-test p (bold: p < 0.05):",
+            "",
+            "| method | vs | Δ mIoU | Δ scruff acc. | Δ zechstein acc. | Δ freq. forgotten px |",
+            "|---|---|---|---|---|---|",
+        ]
+        for entry, ref, paired in paired_rows:
+            cells = [
+                _paired_cell(paired[name], 0 if lower else 3) for name, lower in _PAIRED_METRICS
+            ]
+            lines.append(f"| {entry} | {ref} | " + " | ".join(cells) + " |")
     if report.get("best"):
         lines += ["", f"Best forgetting-aware method by mean test mIoU: **{report['best']}**."]
     lines.append("")
     return "\n".join(lines)
 
 
-def _comparisons(summary: Mapping[str, Any], entries: Mapping[str, tuple[str, dict]]) -> dict:
+#: (metric, lower is better) compared seed by seed.
+_PAIRED_METRICS = (
+    ("miou", False),
+    ("scruff", False),
+    ("zechstein", False),
+    ("frequently_forgotten", True),
+)
+
+
+def _metric(result: Mapping[str, Any], name: str) -> float | None:
+    if name in _RARE:
+        return result["class_accuracy"].get(name)
+    return result[name]
+
+
+def paired_comparison(
+    runs: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Seed-by-seed differences of an entry's runs against a reference entry's.
+
+    Args:
+        runs, reference: per-seed results (``seed`` plus the numbers of one run each).
+
+    Returns:
+        Per metric (``miou``, ``scruff``, ``zechstein`` accuracy, ``frequently_forgotten``
+        pixels): :func:`segforget.compare.paired_differences` over the seeds both have, with
+        plain numbers (``wins``: seeds where the entry is better; fewer forgotten pixels is
+        better), or None when no seed has both values.
+    """
+    by_seed = {r["seed"]: r for r in reference}
+    out: dict[str, Any] = {}
+    for name, lower in _PAIRED_METRICS:
+        pairs = [
+            (_metric(r, name), _metric(by_seed[r["seed"]], name))
+            for r in runs
+            if r["seed"] in by_seed
+        ]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if not pairs:
+            out[name] = None
+            continue
+        diff = paired_differences(
+            [[a] for a, _ in pairs], [[b] for _, b in pairs], lower_is_better=lower
+        )
+        out[name] = {k: v[0] if isinstance(v, list) else v for k, v in diff.items()}
+    return out
+
+
+def _comparisons(
+    summary: Mapping[str, Any], results: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict:
     refs = [e for e in ("baseline", "rotate") if e in summary]
     out: dict[str, Any] = {}
     for entry in summary:
@@ -282,6 +364,7 @@ def _comparisons(summary: Mapping[str, Any], entries: Mapping[str, tuple[str, di
                     b["class_accuracy"].get("zechstein", {"mean": None}),
                 ),
                 "forgotten_change": (fa - fb) / fb if fb else None,
+                "paired": paired_comparison(results[entry], results[ref]),
             }
     return out
 
@@ -441,7 +524,7 @@ def run_benchmark(
             results[entry].append(result)
 
     summary = {entry: summarize_runs(results[entry]) for entry in order}
-    comparisons = _comparisons(summary, entries)
+    comparisons = _comparisons(summary, results)
     aware = [e for e in order if e not in ("baseline", "rotate")]
     best = max(aware, key=lambda e: summary[e]["miou"]["mean"] or -1.0, default=None)
     import torch

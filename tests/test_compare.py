@@ -1,0 +1,36 @@
+"""Paired (per-seed) differences of two methods: by hand and against scipy's paired t-test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from segforget.compare import paired_differences
+
+
+def test_paired_t_test_by_hand_and_against_scipy():
+    reference = [[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]
+    values = [[2.0, 5.0], [4.0, 5.0], [6.0, 5.0]]
+    got = paired_differences(values, reference)
+    # differences 1, 2, 3: mean 2, sample std 1, t = 2 / (1 / sqrt 3) = 3.4641 with 2 degrees
+    # of freedom; two-sided p = 1 - 3.4641 / sqrt(2 + 3.4641^2) = 1 - sqrt(12 / 14) = 0.0742
+    assert got["mean"] == pytest.approx([2.0, 0.0]) and got["std"] == pytest.approx([1.0, 0.0])
+    assert got["p"][0] == pytest.approx(1 - np.sqrt(12 / 14))
+    assert got["p"][1] == 1.0  # all differences 0: nothing to test
+    assert got["wins"] == [3, 0] and got["seeds"] == 3
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    want = stats.ttest_rel(a, b, axis=0).pvalue
+    assert paired_differences(a, b)["p"] == pytest.approx(list(want))
+
+
+def test_lower_is_better_counts_seeds_with_smaller_values():
+    got = paired_differences([[10], [20], [5]], [[12], [19], [5]], lower_is_better=True)
+    assert got["mean"] == pytest.approx([-1 / 3]) and got["wins"] == [1]
+    constant = paired_differences([[1.0], [2.0]], [[2.0], [3.0]], lower_is_better=True)
+    assert constant["wins"] == [2] and constant["p"] == [0.0]  # always 1 lower: degenerate
+    single = paired_differences([[1.0]], [[0.0]])
+    assert single["std"] == [0.0] and single["p"] == [None]
+    with pytest.raises(ValueError, match="same shape"):
+        paired_differences([[1.0]], [[1.0], [2.0]])
