@@ -45,6 +45,13 @@ DEFAULT_METHODS: tuple[str, ...] = METHOD_NAMES
 #: Methods whose regions come from a previous (baseline) run of the same seed.
 _OFFLINE = ("oversample", "style-input", "style-feature", "focus", "paste", "anchor")
 _RARE = ("scruff", "zechstein")
+#: (metric, lower is better) compared seed by seed.
+_PAIRED_METRICS = (
+    ("miou", False),
+    ("scruff", False),
+    ("zechstein", False),
+    ("frequently_forgotten", True),
+)
 
 
 def resolve_entries(
@@ -285,15 +292,6 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
         lines += ["", f"Best forgetting-aware method by mean test mIoU: **{report['best']}**."]
     lines.append("")
     return "\n".join(lines)
-
-
-#: (metric, lower is better) compared seed by seed.
-_PAIRED_METRICS = (
-    ("miou", False),
-    ("scruff", False),
-    ("zechstein", False),
-    ("frequently_forgotten", True),
-)
 
 
 def _metric(result: Mapping[str, Any], name: str) -> float | None:
