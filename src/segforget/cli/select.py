@@ -178,9 +178,11 @@ def al_sim_command(
     for name, references in result["paired"].items():
         for reference, paired in references.items():
             cells = "  ".join(
-                f"{m:+.3f} {w}/{paired['seeds']:<2}" for m, w in zip(paired["mean"], paired["wins"])
+                f"{m:+.3f} {w}/{paired['seeds']:<2}" + ("" if p is None else f" p {p:.3f}")
+                for m, w, p in zip(paired["mean"], paired["wins"], paired["p"])
             )
-            typer.echo(f"{name + ' - ' + reference:<22}  {cells}   (mean difference, seeds won)")
+            label = f"{name} - {reference}"
+            typer.echo(f"{label:<22}  {cells}   (mean difference, seeds won, paired t-test p)")
     typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
 
 
