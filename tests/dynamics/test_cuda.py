@@ -55,10 +55,13 @@ def test_cuda_tracker_equals_cpu_tracker(extras):
         for device, tracker in trackers.items():
             logits_d = torch.from_numpy(logits).to(device)
             target_d = torch.from_numpy(target).to(device)
-            if step % 4 == 0:
+            if step % 8 == 0:
                 tracker.update_blocks(logits_d, target_d, offsets)
             else:
-                tracker.update(logits_d, target_d, torch.from_numpy(index).to(device))
+                # The index as a data loader yields it (on the host: blocks at step 4 mod 8,
+                # mirrored blocks at 1 mod 4, spread entries at 3 mod 4), or on the device.
+                index_d = torch.from_numpy(index)
+                tracker.update(logits_d, target_d, index_d.to(device) if step % 4 == 2 else index_d)
     cpu, gpu = trackers["cpu"].compute(), trackers["cuda"].compute()
     for name in INT_FIELDS:
         np.testing.assert_array_equal(getattr(gpu, name), getattr(cpu, name), err_msg=name)
@@ -117,3 +120,32 @@ def test_cuda_updates_never_wait_for_the_device(extras):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert tracker.compute().observations.max() > 0
+
+
+@pytest.mark.parametrize("extras", [False, True], ids=["core", "confidence+history"])
+def test_cuda_host_side_pixel_index_never_waits_for_the_device(extras):
+    """As in training: logits and targets on the GPU, pixel_index from the data loader on the
+    host. Whole (or mirrored) sections are found on the host and the index stays there; any
+    other index is copied without making the host wait for the GPU."""
+    rng = np.random.default_rng(3)
+    batches, num_pixels, classes = _batches(rng, steps=16)
+    tracker = ForgettingTracker(
+        num_pixels, classes, device="cuda", confidence=extras, history=extras
+    )
+    on_device = [
+        (torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda(), torch.from_numpy(c))
+        for a, b, c, _ in batches
+    ]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for logits, target, index in on_device:
+            tracker.update(logits, target, index)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    reference = ForgettingTracker(num_pixels, classes, confidence=extras, history=extras)
+    for logits, target, index, _ in batches:
+        reference.update(torch.from_numpy(logits), torch.from_numpy(target), index)
+    gpu, cpu = tracker.compute(), reference.compute()
+    for name in INT_FIELDS:
+        np.testing.assert_array_equal(getattr(gpu, name), getattr(cpu, name), err_msg=name)

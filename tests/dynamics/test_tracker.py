@@ -254,6 +254,99 @@ def test_block_path_equals_scatter_path(confidence, ignore_rate, scatter_route):
         assert_stats_identical(stats[0], other)
 
 
+@pytest.mark.parametrize("extras", [False, True], ids=["core", "confidence+history"])
+def test_launch_bound_routes_match_the_reference(extras, monkeypatch):
+    """The GPU routes, run on CPU: a tracker marked launch bound (as every GPU tracker is)
+    finds blocks in a host-side pixel_index without sending it to the device, applies several
+    runs of blocks (plain or mirrored) with one gather/scatter over an index it builds, and a
+    single run through state views; all equal the independent reference."""
+    rng = np.random.default_rng(5)
+    sections, height, width, classes = 8, 3, 4, 3
+    block = height * width
+    num_pixels = sections * block
+    tracker = ForgettingTracker(
+        num_pixels, classes, native=False, confidence=extras, history=extras
+    )
+    tracker._launch_bound = True
+    calls = {"views": 0, "gather": 0}
+    for name, key in (("_observe_views", "views"), ("_gather_scatter", "gather")):
+        original = getattr(tracker, name)
+
+        def spy(*args, _original=original, _key=key, **kwargs):
+            calls[_key] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(tracker, name, spy)
+    updates, expected_calls = [], []
+    ramp = np.arange(block).reshape(height, width)
+    for step in range(16):
+        kind = step % 4
+        if kind == 1:  # one run of consecutive blocks: the view path
+            first = int(rng.integers(0, sections - 2))
+            chosen = np.array([first, first + 1, first + 2])
+        else:
+            chosen = rng.choice(sections, size=3, replace=False)
+            while (np.diff(chosen) == 1).any():  # no two blocks in one run
+                chosen = rng.choice(sections, size=3, replace=False)
+        logits = rng.normal(size=(3, classes, height, width)).astype(np.float32)
+        logits[:, 0] += 1.0 * (step % 3 == 0)
+        target = rng.integers(0, classes, size=(3, height, width))
+        target[rng.random(target.shape) < 0.1] = 255
+        index = chosen.reshape(3, 1, 1) * block + ramp
+        if kind == 2:  # mirrored sections, found on the host
+            logits, target, index = logits[..., ::-1], target[..., ::-1], index[..., ::-1]
+        logits, target, index = (np.ascontiguousarray(a) for a in (logits, target, index))
+        prediction = torch.from_numpy(logits) if extras else torch.from_numpy(logits.argmax(1))
+        before = dict(calls)
+        if kind in (0, 1):
+            tracker.update_blocks(prediction, torch.from_numpy(target), chosen * block)
+        else:
+            tracker.update(prediction, torch.from_numpy(target), torch.from_numpy(index))
+        expected_calls.append(
+            (kind, calls["views"] - before["views"], calls["gather"] - before["gather"])
+        )
+        updates.append((logits if extras else logits.argmax(1), target, index))
+    # Several runs: one gather/scatter; one run: the views.
+    for kind, views, gathers in expected_calls:
+        consecutive = kind == 1
+        assert (views, gathers) == ((1, 0) if consecutive else (0, 1)), kind
+    seqs = ref.sequences(updates, num_pixels)
+    expected = ref.statistics(seqs)
+    stats = tracker.compute()
+    assert_matches_reference(stats, expected, confidence=extras)
+    if extras:
+        length = int(expected["observations"].max())
+        np.testing.assert_array_equal(
+            stats.correctness_history(np.arange(num_pixels)), ref.history(seqs, length)
+        )
+    assert expected["forgetting_events"].sum() > 0 and expected["switch_events"].sum() > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summary_equals_shares_of_the_reference(seed, scatter_route):
+    """summary() (reduced where the state lives) against shares computed with numpy from the
+    independent reference's per-pixel statistics; unobserved pixels are left out."""
+    rng = np.random.default_rng(seed)
+    num_pixels, num_classes = 60, 3  # more pixels than the updates reach: some unobserved
+    updates = random_updates(rng, num_pixels=40, num_classes=num_classes, steps=20, logits=False)
+    tracker = ForgettingTracker(num_pixels, num_classes)
+    assert tracker.summary() == {"observed_pixels": 0}
+    for prediction, target, pixel_index in updates:
+        tracker.update(torch.as_tensor(prediction), torch.as_tensor(target), pixel_index)
+    expected = ref.statistics(ref.sequences(updates, num_pixels))
+    observed = np.asarray(expected["observations"]) > 0
+    assert 0 < observed.sum() < num_pixels
+    forgetting = np.asarray(expected["forgetting_events"])[observed]
+    assert tracker.summary() == {
+        "observed_pixels": int(observed.sum()),
+        "forgotten_fraction": float(np.mean(forgetting > 0)),
+        "mean_forgetting_events": float(np.mean(forgetting)),
+        "never_learned_fraction": float(np.mean(np.asarray(expected["never_learned"])[observed])),
+        "correct_fraction": float(np.mean(np.asarray(expected["last_correct"])[observed])),
+    }
+    assert 0 < tracker.summary()["never_learned_fraction"] < 1
+
+
 def test_contiguous_and_flipped_sections_take_the_block_path(monkeypatch):
     def no_scatter(*args, **kwargs):
         raise AssertionError("scatter path used")

@@ -12,6 +12,7 @@ import torch
 from segforget.dynamics import _distributed, _native
 from segforget.dynamics._kernel import (
     FLAG_LAST_CORRECT,
+    FLAG_LEARNED,
     MAX_OBSERVATIONS,
     CoreState,
     Workspace,
@@ -170,6 +171,14 @@ class ForgettingTracker:
                 setattr(self._state, name, torch.zeros(size, dtype=torch.float32, **zeros))
         self._history = torch.zeros((0, size), dtype=torch.uint8, **zeros) if history else None
         self._workspace = Workspace(self.device)
+        # On a GPU every torch operation is a kernel launch (~10 us) whatever its size, so an
+        # update's cost is its number of operations: blocks go through one gather/scatter over
+        # an index built on the device, not one set of operations per run of blocks.
+        self._launch_bound = self.device.type != "cpu"
+        # Buffers for checks of host-side inputs (a GPU tracker given a CPU pixel_index).
+        self._host_workspace = (
+            self._workspace if self.device.type == "cpu" else Workspace(torch.device("cpu"))
+        )
         # Upper bound on any pixel's observation count, kept on the host so the overflow check
         # needs no sync until the bound could pass MAX_OBSERVATIONS.
         self._max_observations = 0
@@ -335,6 +344,13 @@ class ForgettingTracker:
             )
         if pixel_index.dtype.is_floating_point or pixel_index.dtype == torch.bool:
             raise TypeError(f"Expected `pixel_index` to hold integers, got {pixel_index.dtype}")
+        if (
+            self._launch_bound
+            and pixel_index.device.type == "cpu"
+            and not self._distributed()
+            and self._host_blocks(batch, pixel_index.to(torch.int64))
+        ):
+            return
         pixel_index = pixel_index.to(self.device, non_blocking=True).to(torch.int64)
         if not self._distributed() and self.device.type == "cpu":
             offsets = _block_offsets(
@@ -413,17 +429,42 @@ class ForgettingTracker:
             )
         ordered = sorted(offsets)
         if any(b < a + block for a, b in zip(ordered, ordered[1:])):
-            index = torch.tensor(offsets, dtype=torch.int64, device=self.device)
-            pixel_index = index.view(-1, 1, 1) + torch.arange(
-                block, dtype=torch.int64, device=self.device
-            ).view(height, width)
+            index = self._block_index(offsets, (height, width), mirrored=False)
             flat = [*self._bytes(batch), *_flatten(batch.prob, batch.margin)]
-            self._scatter(pixel_index.reshape(-1), *flat, samples=len(offsets))
+            self._scatter(index, *flat, samples=len(offsets))
             return
         self._apply_blocks(batch, offsets)
 
     def _distributed(self) -> bool:
         return self.sync_distributed and _distributed.world_size() > 1
+
+    def _host_blocks(self, batch: _Batch, pixel_index: torch.Tensor) -> bool:
+        """A device tracker given a host-side ``pixel_index`` (as a data loader yields it):
+        when its samples are whole blocks (as they are, or mirrored left-right), found on the
+        host without a sync, they take the block path and the index never goes to the device.
+        False (nothing done) otherwise."""
+        for mirrored in (False, True):
+            offsets = _block_offsets(
+                pixel_index,
+                self.num_pixels,
+                self._host_workspace,
+                flipped=mirrored,
+                native=_native.available(),
+            )
+            if offsets is not None:
+                self._apply_blocks(replace(batch, mirrored=mirrored), offsets)
+                return True
+        return False
+
+    def _block_index(self, offsets: list[int], shape: Sequence[int], mirrored: bool):
+        """Flat (B * H * W,) int64 pixel index, on the device, of blocks starting at
+        ``offsets`` (``mirrored``: each block read right to left). The offsets travel to the
+        device asynchronously; the ramp is built there once per sample shape."""
+        ramp = self._workspace.constant(
+            ("ramp", tuple(shape), mirrored), lambda: _ramp(shape, mirrored)
+        )
+        starts = torch.tensor(offsets, dtype=torch.int64).to(self.device, non_blocking=True)
+        return (starts.view(-1, 1) + ramp.view(1, -1)).reshape(-1)
 
     def _reserve(self) -> None:
         """Account for one more observation; grow history; check overflow lazily."""
@@ -457,6 +498,12 @@ class ForgettingTracker:
         updated through views, one run of consecutive blocks at a time."""
         block = batch.classes[0].numel()
         runs = _consecutive_runs(offsets, block)
+        if self._launch_bound and len(runs) > 1:
+            # The raw inputs as they are (mirrored blocks read through a mirrored index).
+            raw = replace(batch, mirrored=False)
+            index = self._block_index(offsets, raw.classes.shape[1:], batch.mirrored)
+            self._gather_scatter(index, *self._bytes(raw), *_flatten(raw.prob, raw.margin))
+            return
         self._observe_views(
             [
                 (
@@ -895,6 +942,40 @@ class ForgettingTracker:
             history=history,
             meta=dict(meta or {}),
         )
+
+    def summary(self) -> dict[str, int | float]:
+        """Shares of the observed pixels, reduced where the state lives (one transfer of five
+        numbers instead of :meth:`compute`'s arrays; what training logs every epoch).
+
+        Returns:
+            ``observed_pixels`` (pixels observed at least once) and, when it is not 0,
+            ``forgotten_fraction`` (forgotten at least once), ``mean_forgetting_events``,
+            ``never_learned_fraction`` (never correct) and ``correct_fraction`` (last
+            observation correct), each over the observed pixels.
+        """
+        st, pixels = self._state, self._pixels
+        observed = st.observations[pixels] != 0  # a uint16 pattern is 0 only for 0
+        forgetting = as_uint16(st.forgetting[pixels])
+        flags = st.flags[pixels]
+        sums = torch.stack(
+            [
+                observed.sum(),
+                (forgetting > 0).sum(),
+                forgetting.sum(dtype=torch.int64),
+                (observed & ((flags & FLAG_LEARNED) == 0)).sum(),
+                (observed & ((flags & FLAG_LAST_CORRECT) != 0)).sum(),
+            ]
+        ).tolist()
+        count, forgotten, events, never_learned, last_correct = (int(v) for v in sums)
+        if count == 0:
+            return {"observed_pixels": 0}
+        return {
+            "observed_pixels": count,
+            "forgotten_fraction": forgotten / count,
+            "mean_forgetting_events": events / count,
+            "never_learned_fraction": never_learned / count,
+            "correct_fraction": last_correct / count,
+        }
 
     def reset(self) -> None:
         """Forget all observations (state back to zeros, history emptied)."""
