@@ -7,10 +7,13 @@ Events, in the order the :class:`~segforget.train.loop.Trainer` emits them::
         on_epoch_start(trainer, epoch)
         on_batch_end(trainer, batch, logits, loss)       # every training batch
         on_epoch_end(trainer, epoch, record)             # after validation; record -> history
-        on_checkpoint(trainer, epoch, path)              # after RUN/checkpoints/last.pt is written
+        on_checkpoint(trainer, epoch, path)              # after RUN/checkpoints/last.pt is taken
     on_train_end(trainer, metrics)
 
 ``epoch`` is 0-based; ``record`` is the epoch's history entry (a dict callbacks may extend).
+With ``train.checkpoint_async`` (the default) the checkpoint is written in the background: it
+is on disk once the next epoch's checkpoint is taken, the run finishes, or the run stops (a
+callback's exception included); ``trainer.wait_for_checkpoints()`` waits for it.
 The trackers are callbacks too: :class:`PresentationTracking` observes ``on_batch_end``,
 :class:`EpochTracking` runs its clean pass ``on_epoch_end``.
 """
@@ -54,27 +57,17 @@ class Callback:
         """After training and validation of the epoch; ``record`` becomes its history entry."""
 
     def on_checkpoint(self, trainer: Trainer, epoch: int, path: Any) -> None:
-        """After the epoch's checkpoint is written (rank 0 writes; every rank gets the event)."""
+        """After the epoch's checkpoint is taken (rank 0 writes it, in the background with
+        ``train.checkpoint_async``; every rank gets the event)."""
 
     def on_train_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         """After the final metrics are computed."""
 
 
 def tracking_summary(tracker: Any) -> dict[str, float]:
-    """Shares of observed pixels that were forgotten at least once, learned, never learned."""
-    stats = tracker.compute()
-    observed = stats.observations > 0
-    count = int(observed.sum())
-    if count == 0:
-        return {"observed_pixels": 0}
-    forgotten = stats.forgetting_events[observed] > 0
-    return {
-        "observed_pixels": count,
-        "forgotten_fraction": float(forgotten.mean()),
-        "mean_forgetting_events": float(stats.forgetting_events[observed].mean()),
-        "never_learned_fraction": float(stats.never_learned[observed].mean()),
-        "correct_fraction": float(stats.last_correct[observed].mean()),
-    }
+    """Shares of observed pixels that were forgotten at least once, learned, never learned
+    (:meth:`ForgettingTracker.summary`: reduced on the tracker's device)."""
+    return tracker.summary()
 
 
 class PresentationTracking(Callback):
@@ -92,10 +85,10 @@ class PresentationTracking(Callback):
             # contiguous-block path instead of a scatter.
             flipped = pixel_index[:, 0, 0] > pixel_index[:, 0, -1]  # (B,)
             if bool(flipped.any()):
-                logits = torch.where(
-                    flipped.view(-1, 1, 1, 1).to(logits.device), logits.flip(-1), logits
-                )
-                label = torch.where(flipped.view(-1, 1, 1).to(label.device), label.flip(-1), label)
+                on_device = flipped.to(logits.device, non_blocking=True)
+                logits = torch.where(on_device.view(-1, 1, 1, 1), logits.flip(-1), logits)
+                on_device = flipped.to(label.device, non_blocking=True)
+                label = torch.where(on_device.view(-1, 1, 1), label.flip(-1), label)
                 pixel_index = torch.where(flipped.view(-1, 1, 1), pixel_index.flip(-1), pixel_index)
         tracker.update(logits, label, pixel_index)
 
