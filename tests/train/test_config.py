@@ -72,6 +72,7 @@ def test_malformed_override():
         ("train.epochs", "2.5", r"`train\.epochs` to be an integer >= 1"),
         ("track.mode", "sometimes", r"`track\.mode` to be one of epoch, presentation, both, none"),
         ("train.scheduler", "step", r"`train\.scheduler` to be none or cosine"),
+        ("train.checkpoint_async", "1", r"`train\.checkpoint_async` to be true or false"),
         ("train.class_weights", "heavy", r"`train\.class_weights` to be none, f3 or a list"),
         ("data.val_fraction", "1.5", r"`data\.val_fraction` to be in \[0, 1\)"),
         ("model.encoder_depth", "9", r"`model\.encoder_depth` to be null or an integer in 1\.\.5"),

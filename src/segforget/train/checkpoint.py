@@ -4,11 +4,16 @@ A checkpoint is a dict of state dicts (model, optimizer, scheduler, trackers, me
 training progress (epoch, history) and every random state that decides what happens next
 (torch, numpy, python ``random``, the data-order and augmentation generators), so that a resumed
 run ends with the same results as an uninterrupted one on CPU.
+
+:class:`CheckpointWriter` writes them in a background thread (the state is first copied to host
+memory), so an epoch does not wait for gigabytes of tracker state to reach the disk.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,14 @@ import torch
 
 from segforget.io import atomic_path
 
-__all__ = ["save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+    "host_copy",
+    "CheckpointWriter",
+]
 
 
 def capture_rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -66,6 +78,80 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` atomically (a kill leaves the previous checkpoint intact)."""
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
+
+
+def host_copy(value: Any, *, copy: bool = True) -> Any:
+    """``value`` with every tensor in host memory and every dict, list and tuple rebuilt, so
+    later changes to the original (training steps, appended history) do not reach it.
+
+    Args:
+        copy: copy tensors that are already on the host too (False: only move device tensors,
+            for tensors that are fresh copies anyway, e.g. a tracker's ``state_dict()``).
+    """
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        if value.device.type != "cpu":
+            return value.to("cpu")
+        return value.clone() if copy else value
+    if isinstance(value, dict):
+        return {key: host_copy(item, copy=copy) for key, item in value.items()}
+    if isinstance(value, list):
+        return [host_copy(item, copy=copy) for item in value]
+    if isinstance(value, tuple):
+        return tuple(host_copy(item, copy=copy) for item in value)
+    return value
+
+
+class CheckpointWriter:
+    """Writes checkpoints one epoch at a time, in a background thread or in the caller's.
+
+    ``save`` first waits for the previous write (so at most one is in flight and files are
+    written in epoch order), then starts writing; ``wait`` blocks until the write is done and
+    re-raises its error, if any. The checkpoints handed to ``save`` must not change afterwards
+    (pass :func:`host_copy` results). The thread is not a daemon: an interpreter that exits
+    (an interrupted run, too) finishes the write first, and every file is written atomically,
+    so a kill mid-write leaves the previous checkpoint intact.
+
+    Example:
+        >>> writer = CheckpointWriter()
+        >>> writer.save([(path, host_copy(trainer.state_dict()))])  # doctest: +SKIP
+        >>> writer.wait()  # doctest: +SKIP
+    """
+
+    def __init__(self, *, background: bool = True) -> None:
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(self, files: Sequence[tuple[str | Path, dict[str, Any]]]) -> None:
+        """Write each (path, checkpoint) of ``files`` atomically, in order."""
+        self.wait()
+        files = list(files)
+        if not self.background:
+            self._write(files)
+            return
+        self._thread = threading.Thread(
+            target=self._write, args=(files,), name="segforget-checkpoint", daemon=False
+        )
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is done; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _write(self, files: list[tuple[str | Path, dict[str, Any]]]) -> None:
+        try:
+            for path, checkpoint in files:
+                save_checkpoint(path, checkpoint)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by wait()
+            if not self.background:
+                raise
+            self._error = error
 
 
 def load_checkpoint(

@@ -95,6 +95,9 @@ class OptimConfig:
         seed: seed of model initialisation, data order, augmentation and the validation split.
         device: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: torch CPU threads (None: torch's default).
+        checkpoint_async: write each epoch's checkpoint in a background thread while the next
+            epoch trains (the state is copied to host memory first, which holds a second copy
+            of the model and optimizer meanwhile); false writes it before the next epoch.
     """
 
     epochs: int = 10
@@ -109,6 +112,7 @@ class OptimConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    checkpoint_async: bool = True
 
 
 @dataclass
@@ -409,6 +413,12 @@ def _validate(c: RunConfig) -> None:
         "train.threads",
         "null or an integer >= 1",
         t.threads,
+    )
+    _check(
+        isinstance(t.checkpoint_async, bool),
+        "train.checkpoint_async",
+        "true or false",
+        t.checkpoint_async,
     )
     _check(k.mode in TRACK_MODES, "track.mode", f"one of {', '.join(TRACK_MODES)}", k.mode)
     _check(isinstance(k.test, bool), "track.test", "true or false", k.test)

@@ -34,10 +34,11 @@ from segforget.train.callbacks import (
     TensorBoardLogger,
 )
 from segforget.train.checkpoint import (
+    CheckpointWriter,
     capture_rng_state,
+    host_copy,
     load_checkpoint,
     restore_rng_state,
-    save_checkpoint,
 )
 from segforget.train.config import RunConfig
 from segforget.train.distributed import DistributedContext, setup_distributed, shard
@@ -255,6 +256,7 @@ class Trainer:
         self.out = out
         self.method = method
         self.console = console or Console(stderr=True)
+        self._checkpoints = CheckpointWriter(background=config.train.checkpoint_async)
         seed = config.train.seed
         # Separate streams, so that e.g. turning augmentation on does not change the data order.
         self.order_generator = torch.Generator().manual_seed(seed)
@@ -564,20 +566,37 @@ class Trainer:
             self.emit("on_checkpoint", epoch, self.out / LAST_CHECKPOINT)
 
     def _save_checkpoints(self, *, best: bool) -> None:
+        """Hand this epoch's checkpoints (last, and best when it improved) to the writer: a
+        host copy now, the files in the background (``train.checkpoint_async``)."""
         state = self.state_dict()
         if self.context.is_main:
-            save_checkpoint(self.out / LAST_CHECKPOINT, state)
+            # The trackers' state dicts are fresh copies already: moved to the host, not copied.
+            state = {key: host_copy(value, copy=key != "trackers") for key, value in state.items()}
+            files = [(self.out / LAST_CHECKPOINT, state)]
             if best:
-                save_checkpoint(
-                    self.out / BEST_CHECKPOINT,
-                    {
-                        "epoch": self.epoch,
-                        "model": state["model"],
-                        "best_miou": self.best_miou,
-                        "config": state["config"],
-                    },
-                )
+                best_state = {
+                    "epoch": self.epoch,
+                    "model": state["model"],
+                    "best_miou": self.best_miou,
+                    "config": state["config"],
+                }
+                files.append((self.out / BEST_CHECKPOINT, best_state))
+            self._checkpoints.save(files)
         self.context.barrier()
+
+    def wait_for_checkpoints(self, *, raise_errors: bool = True) -> None:
+        """Block until the checkpoint being written (if any) is on disk.
+
+        Args:
+            raise_errors: re-raise a failed write's error (False: report it on the console;
+                for a run that is stopping on another error).
+        """
+        try:
+            self._checkpoints.wait()
+        except Exception as exc:
+            if raise_errors:
+                raise
+            self.console.print(f"[red]error:[/] writing the last checkpoint failed: {exc}")
 
     # ------------------------------------------------------------------ finish
     def finish(self) -> dict[str, Any]:
@@ -678,6 +697,8 @@ class Trainer:
             for name, array in predictions.items():
                 with atomic_path(self.out / "predictions" / f"{name}.npy") as tmp:
                     np.save(tmp, array)
+            # metrics.json marks a finished run: the last checkpoint is complete before it.
+            self.wait_for_checkpoints()
             atomic_write_json(self.out / METRICS_FILE, metrics)
         self.emit("on_train_end", metrics)
         self.context.barrier()
@@ -707,7 +728,13 @@ def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
 
 
 #: Settings a resumed run may change (``--epochs``, ``--device``) or that do not change results.
-_RESUMABLE_CHANGES = ("train.epochs", "train.device", "train.threads", "log.")
+_RESUMABLE_CHANGES = (
+    "train.epochs",
+    "train.device",
+    "train.threads",
+    "train.checkpoint_async",
+    "log.",
+)
 
 #: Keys of a checkpoint written by :meth:`Trainer.state_dict`.
 _CHECKPOINT_KEYS = (
@@ -912,8 +939,14 @@ def train(
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
-        trainer.fit()
-        return trainer.finish()
+        try:
+            trainer.fit()
+            return trainer.finish()
+        except BaseException:
+            # Stopped (an error, Ctrl-C): the epoch's checkpoint still reaches the disk, so
+            # the run can be resumed from it.
+            trainer.wait_for_checkpoints(raise_errors=False)
+            raise
     finally:
         context.close()
 
