@@ -64,6 +64,22 @@ def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
     return 2 * nbytes / best
 
 
+def device_copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, repeats: int = 5) -> float:
+    """Bytes read + written per wall-clock second by a large copy in ``device`` memory (best of
+    ``repeats``, synchronized): the bound for a tracker whose state lives on a GPU."""
+    src = torch.ones(nbytes, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * nbytes / best
+
+
 def _cpu_time(fn) -> float:
     start = time.process_time()
     fn()
@@ -167,21 +183,22 @@ def case_index(chosen, args, flip) -> torch.Tensor:
 
 
 def bench_tracker(
-    batches, num_pixels: int, args, *, flip, windows: bool = True, native: bool
+    batches, num_pixels: int, args, *, flip, windows: bool = True, native: bool, host=False
 ) -> tuple[float, float, int]:
     """``flip`` None: update_blocks; -1 or -2: update with a flipped pixel_index; "rotate": a
     rotated pixel_index; ``windows``
     False: the scatter path's gather/scatter route even on CPU; ``native``: the fused C kernel
-    (else the torch path)."""
+    (else the torch path); ``host``: update with the pixel_index on the host (for a GPU
+    tracker; with ``flip`` None, the sections in order)."""
     slack = _tracker._WINDOW_SLACK
     _tracker._WINDOW_SLACK = slack if windows else 0
     try:
-        return _bench_tracker(batches, num_pixels, args, flip=flip, native=native)
+        return _bench_tracker(batches, num_pixels, args, flip=flip, native=native, host=host)
     finally:
         _tracker._WINDOW_SLACK = slack
 
 
-def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool):
+def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool, host: bool):
     device = torch.device(args.device)
     block = args.height * args.width
     tracker = ForgettingTracker(num_pixels, args.classes, device=device, native=native)
@@ -189,7 +206,10 @@ def _bench_tracker(batches, num_pixels: int, args, *, flip, native: bool):
     prepared = []
     for chosen, pred, target in batches:
         offsets = [int(c) * block for c in chosen]
-        index = None if flip is None else case_index(chosen, args, flip).to(device)
+        index = None
+        if flip is not None or host:
+            index = case_index(chosen, args, flip)
+            index = index if host else index.to(device)
         if flip == -1:  # the samples themselves are mirrored, like their pixel_index
             pred, target = pred.flip(-1), target.flip(-1)
         prepared.append((pred.to(device), target.to(device), offsets, index))
@@ -292,6 +312,9 @@ def main() -> None:
         }
         if not native:  # the gather/scatter route has no fused kernel
             cases["  gather/scatter route"] = dict(flip="rotate", windows=False)
+        if device.type != "cpu":  # pixel_index as a data loader yields it: on the host
+            cases["update, host index"] = dict(flip=None, host=True)
+            cases["update, h-flip, host index"] = dict(flip=-1, host=True)
         print(f"timing the {kernel} ...", flush=True)
         rows.append((f"[{kernel}]", None, None))
         for name, case in cases.items():
@@ -318,6 +341,15 @@ def main() -> None:
         f"memory copy bandwidth: {bandwidth / 1e9:.2f} GB/s "
         "(read + write per CPU-second, np.copyto 256 MB)"
     )
+    # The tracker's rows are bounded by the memory its state lives in; the naive rows by host
+    # memory (numpy).
+    tracker_bandwidth = bandwidth
+    if device.type != "cpu":
+        tracker_bandwidth = device_copy_bandwidth(device)
+        print(
+            f"{device} copy bandwidth: {tracker_bandwidth / 1e9:.1f} GB/s (read + write per "
+            "second, 1 GiB tensor copy): the bound of the tracker rows; naive rows use the host's"
+        )
     clock = "CPU-s" if device.type == "cpu" else "s"
     print(
         f"{'method':28s} {'Mpix/' + clock:>11s} {'Mpix/wall-s':>11s} {'x naive':>8s} "
@@ -329,12 +361,14 @@ def main() -> None:
             continue
         rate, wall_rate, nbytes = result
         per_pixel = nbytes / num_pixels
-        read = input_bytes + (8 if name.startswith(_INDEXED) else 0)
+        indexed = name.startswith(_INDEXED) and "host index" not in name
+        read = input_bytes + (8 if indexed else 0)
         traffic = rate * (read + 2 * per_pixel)
+        bound = bandwidth if name.startswith("naive") else tracker_bandwidth
         print(
             f"{name:28s} {rate / 1e6:11.1f} {wall_rate / 1e6:11.1f} "
             f"{rate / naive_rates[flip]:8.1f} {rate / fastest_naive:9.1f} "
-            f"{per_pixel:8.2f} {traffic / 1e9:11.2f} {traffic / bandwidth:10.1%}"
+            f"{per_pixel:8.2f} {traffic / 1e9:11.2f} {traffic / bound:10.1%}"
         )
     print(
         f"(x naive: against the naive reference on the same inputs; x fastest: against its "

@@ -10,7 +10,10 @@ fastest epoch after the first (the first warms up allocators and caches), wall a
 - ``train``: the training batches (forward, backward, step; presentation tracking inside);
 - ``eval``:  what follows in the epoch: validation, plus the tracking pass in epoch mode;
 - ``pass``:  the epoch-mode tracking pass alone (the extra inference pass over the training
-  sections), the cost epoch mode adds on top of ``none``.
+  sections), the cost epoch mode adds on top of ``none``;
+- ``save``:  from the end of the epoch's callbacks to its checkpoint being taken (the host
+  copy of model, optimizer and tracker state; with ``--sync-checkpoints`` the write to disk
+  too, else that runs in the background while the next epoch trains).
 
 Targets (issue 5): presentation <= 1.03x none; epoch mode no more than its extra pass.
 """
@@ -49,8 +52,12 @@ class Clock(Callback):
         if self._seen == self._batches:
             self._trained = (time.perf_counter(), time.process_time())
 
+    def on_checkpoint(self, trainer, epoch, path) -> None:
+        self.epochs[-1]["save_s"] = time.perf_counter() - self._evaluated
+
     def on_epoch_end(self, trainer, epoch, record) -> None:
         now = (time.perf_counter(), time.process_time())
+        self._evaluated = now[0]
         self.epochs.append(
             {
                 "train_s": self._trained[0] - self._start[0],
@@ -72,6 +79,7 @@ def measure(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, flo
     config.track.mode = mode
     config.log.progress = False
     config.log.tensorboard = False
+    config.train.checkpoint_async = not args.sync_checkpoints
     clock = Clock()
     train(config, workdir / mode, force=True, callbacks=[clock])
     later = clock.epochs[1:] or clock.epochs
@@ -86,6 +94,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--sync-checkpoints",
+        action="store_true",
+        help="write each checkpoint before the next epoch (train.checkpoint_async=false)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -103,17 +116,22 @@ def main() -> None:
     base = results["none"]
     print(
         f"{'tracking':>13} {'train s':>8} {'ratio':>6} {'train cpu s':>11} {'ratio':>6} "
-        f"{'eval s':>7} {'eval cpu s':>10} {'pass s':>7}"
+        f"{'eval s':>7} {'eval cpu s':>10} {'pass s':>7} {'save s':>7} {'epoch s':>8} "
+        f"{'ratio':>6}"
     )
+
+    def whole(r: dict[str, float]) -> float:
+        return r["train_s"] + r["eval_s"] + r["save_s"]
+
     for mode, r in results.items():
         print(
             f"{mode:>13} {r['train_s']:8.2f} {r['train_s'] / base['train_s']:6.3f} "
             f"{r['train_cpu_s']:11.2f} {r['train_cpu_s'] / base['train_cpu_s']:6.3f} "
-            f"{r['eval_s']:7.2f} {r['eval_cpu_s']:10.2f} {r['pass_s']:7.2f}"
+            f"{r['eval_s']:7.2f} {r['eval_cpu_s']:10.2f} {r['pass_s']:7.2f} {r['save_s']:7.2f} "
+            f"{whole(r):8.2f} {whole(r) / whole(base):6.3f}"
         )
     epoch, none = results["epoch"], results["none"]
-    total_epoch = epoch["train_s"] + epoch["eval_s"]
-    total_none = none["train_s"] + none["eval_s"]
+    total_epoch, total_none = whole(epoch), whole(none)
     print(
         f"epoch mode: whole epoch {total_epoch:.2f} s vs {total_none:.2f} s "
         f"({total_epoch / total_none:.3f}x); it adds {total_epoch - total_none:.2f} s, "
