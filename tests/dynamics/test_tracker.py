@@ -347,6 +347,41 @@ def test_summary_equals_shares_of_the_reference(seed, scatter_route):
     assert 0 < tracker.summary()["never_learned_fraction"] < 1
 
 
+@pytest.mark.parametrize("extras", [False, True], ids=["core", "confidence+history"])
+def test_compute_of_a_pixel_range_equals_that_range_of_compute(extras):
+    rng = np.random.default_rng(4)
+    updates = random_updates(rng, num_pixels=30, num_classes=3, steps=12, logits=True)
+    tracker = ForgettingTracker(30, 3, confidence=extras, history=extras)
+    for prediction, target, pixel_index in updates:
+        tracker.update(torch.as_tensor(prediction), torch.as_tensor(target), pixel_index)
+    whole = tracker.compute()
+    for pixels in (slice(5, 17), slice(0, 30), slice(None, 4), slice(26, None), slice(9, 9)):
+        part = tracker.compute(pixels=pixels)
+        for name in (*INT_FIELDS, *(FLOAT_FIELDS if extras else ())):
+            np.testing.assert_array_equal(
+                getattr(part, name), getattr(whole, name)[pixels], err_msg=name
+            )
+        if extras and part.observations.size:
+            picked = np.arange(30)[pixels]
+            mine = part.correctness_history(np.arange(picked.size))
+            full = whole.correctness_history(picked)  # padded with -1 to the longest sequence
+            np.testing.assert_array_equal(mine, full[:, : mine.shape[1]])
+            assert (full[:, mine.shape[1] :] == -1).all()
+    for bad in (slice(0, 31), slice(-1, 5), slice(5, 2), slice(0, 10, 2), [1, 2]):
+        with pytest.raises(ValueError, match="Expected `pixels`"):
+            tracker.compute(pixels=bad)
+
+
+def test_uint16_totals_are_exact_on_both_routes():
+    """The event total of summary(): numpy on CPU, torch elsewhere; counts past 32,767 are
+    negative int16 patterns and must still add as their uint16 values."""
+    values = np.array([0, 1, 7, 32767, 32768, 40000, 65535] * 3, dtype=np.uint16)
+    pattern = torch.from_numpy(values.view(np.int16).copy())
+    expected = int(values.astype(np.int64).sum())
+    assert _tracker._uint16_total(pattern) == expected
+    assert _tracker._uint16_total_torch(pattern) == expected
+
+
 def test_contiguous_and_flipped_sections_take_the_block_path(monkeypatch):
     def no_scatter(*args, **kwargs):
         raise AssertionError("scatter path used")

@@ -13,6 +13,7 @@ from segforget.dynamics import _distributed, _native
 from segforget.dynamics._kernel import (
     FLAG_LAST_CORRECT,
     FLAG_LEARNED,
+    FLAG_SEEN,
     MAX_OBSERVATIONS,
     CoreState,
     Workspace,
@@ -895,13 +896,21 @@ class ForgettingTracker:
         return correct, classes, prob, margin
 
     # ------------------------------------------------------------------ results
-    def compute(self, meta: dict[str, Any] | None = None) -> ForgettingStats:
+    def compute(
+        self, meta: dict[str, Any] | None = None, *, pixels: slice | None = None
+    ) -> ForgettingStats:
         """Derive the per-pixel statistics (numpy arrays of length P) from the state.
 
         Args:
             meta: free-form JSON-able dict stored with the statistics (e.g. section shape).
+            pixels: only the pixels ``start .. stop - 1`` (a slice with step 1, e.g. one
+                section ``slice(s * H * W, (s + 1) * H * W)``): arrays of that length, read and
+                copied from the device without touching the rest of the state.
+
+        Raises:
+            ValueError: ``pixels`` is not a slice of step 1 with 0 <= start <= stop <= P.
         """
-        pixels = self._pixels
+        pixels = self._slots_of(pixels)
         st = self._state
 
         def counts(t: torch.Tensor) -> np.ndarray:
@@ -943,6 +952,24 @@ class ForgettingTracker:
             meta=dict(meta or {}),
         )
 
+    def _slots_of(self, pixels: slice | None) -> slice:
+        """The state slots of the pixel range ``pixels`` (None: all pixels)."""
+        if pixels is None:
+            return self._pixels
+        if not isinstance(pixels, slice) or pixels.step not in (None, 1):
+            raise ValueError(
+                f"Expected `pixels` to be a slice start:stop of step 1, got {pixels!r}"
+            )
+        start = 0 if pixels.start is None else pixels.start
+        stop = self.num_pixels if pixels.stop is None else pixels.stop
+        integers = all(isinstance(v, (int, np.integer)) for v in (start, stop))
+        if not integers or not 0 <= start <= stop <= self.num_pixels:
+            raise ValueError(
+                f"Expected `pixels` to be a range start <= stop within [0, {self.num_pixels}], "
+                f"got {pixels!r}"
+            )
+        return slice(int(start) + 1, int(stop) + 1)
+
     def summary(self) -> dict[str, int | float]:
         """Shares of the observed pixels, reduced where the state lives (one transfer of five
         numbers instead of :meth:`compute`'s arrays; what training logs every epoch).
@@ -954,19 +981,16 @@ class ForgettingTracker:
             observation correct), each over the observed pixels.
         """
         st, pixels = self._state, self._pixels
-        observed = st.observations[pixels] != 0  # a uint16 pattern is 0 only for 0
-        forgetting = as_uint16(st.forgetting[pixels])
         flags = st.flags[pixels]
-        sums = torch.stack(
-            [
-                observed.sum(),
-                (forgetting > 0).sum(),
-                forgetting.sum(dtype=torch.int64),
-                (observed & ((flags & FLAG_LEARNED) == 0)).sum(),
-                (observed & ((flags & FLAG_LAST_CORRECT) != 0)).sum(),
-            ]
-        ).tolist()
-        count, forgotten, events, never_learned, last_correct = (int(v) for v in sums)
+        seen_and_learned = torch.bitwise_and(flags, FLAG_SEEN | FLAG_LEARNED)
+        counts = [
+            torch.count_nonzero(st.observations[pixels]),  # a uint16 pattern is 0 only for 0
+            torch.count_nonzero(st.forgetting[pixels]),
+            torch.count_nonzero(seen_and_learned == FLAG_SEEN),  # observed, never correct
+            torch.count_nonzero(torch.bitwise_and(flags, FLAG_LAST_CORRECT)),  # implies seen
+        ]
+        count, forgotten, never_learned, last_correct = torch.stack(counts).tolist()
+        events = _uint16_total(st.forgetting[pixels])
         if count == 0:
             return {"observed_pixels": 0}
         return {
@@ -1246,6 +1270,19 @@ def _merge_spans(low: list[int], high: list[int]) -> _Spans:
         torch.tensor(shift, dtype=torch.int64),
         members,
     )
+
+
+def _uint16_total(pattern: torch.Tensor) -> int:
+    """Exact sum of ``int16`` uint16 patterns read as counts (N,). On CPU with numpy, whose
+    integer sums are vectorized (torch's take 15 times longer there)."""
+    if pattern.device.type == "cpu":
+        return int(pattern.numpy().view(np.uint16).sum(dtype=np.int64))
+    return _uint16_total_torch(pattern)
+
+
+def _uint16_total_torch(pattern: torch.Tensor) -> int:
+    """:func:`_uint16_total` with torch ops (any device; what a GPU tracker runs)."""
+    return int(as_uint16(pattern).sum(dtype=torch.int64))
 
 
 def _flatten(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
