@@ -222,13 +222,11 @@ class TensorBoardLogger(Callback):
         for (mode, split, view), tracker in trainer.trackers.items():
             if split != "train":
                 continue
-            stats = tracker.compute()
             space = trainer.data.space(split, view)
             height, width = space.section_shape
             section = int(trainer.data.sections("train", view)[0])
-            events = stats.forgetting_events[
-                section * height * width : (section + 1) * height * width
-            ]
+            pixels = slice(section * height * width, (section + 1) * height * width)
+            events = tracker.compute(pixels=pixels).forgetting_events
             image = events.reshape(height, width).astype(np.float32)
             image = image / max(float(image.max()), 1.0)
             self.writer.add_image(f"forgetting/{mode}_{view}", image[None], step)
