@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from segforget.ops import class_argmax
+
 __all__ = ["ConfusionMatrix", "compute_scores", "scores_from_confusion"]
 
 ArrayLike = torch.Tensor | np.ndarray
@@ -61,7 +63,7 @@ def _class_labels(
                 f"Expected `prediction` logits to have num_classes={num_classes} channels in "
                 f"dim 1, got shape {tuple(prediction.shape)}"
             )
-        prediction = prediction.argmax(dim=1)
+        prediction = class_argmax(prediction)
     elif prediction.is_floating_point():
         raise TypeError(
             "Expected `prediction` to be integer classes of target's shape or float logits with "

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from segforget.compare import paired_differences
+from segforget.ops import class_argmax
 
 __all__ = [
     "STRATEGIES",
@@ -703,7 +704,7 @@ def _train_on_sections(
                 for batch in pool_loader:
                     logits = model(batch["image"].to(device))
                     tracker.update(
-                        logits.argmax(dim=1), batch["label"].to(device), batch["pixel_index"]
+                        class_argmax(logits), batch["label"].to(device), batch["pixel_index"]
                     )
     model.eval()
     stats = tracker.compute() if tracker is not None else None
@@ -720,7 +721,7 @@ def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
     with torch.no_grad():
         for split in data.test_splits:
             for batch in DataLoader(data.dataset(split, view), batch_size=8):
-                matrix.update(model(batch["image"].to(device)).argmax(dim=1).cpu(), batch["label"])
+                matrix.update(class_argmax(model(batch["image"].to(device))).cpu(), batch["label"])
     return float(matrix.scores(list(data.class_names))["miou"])
 
 

@@ -23,6 +23,7 @@ from segforget.dynamics._kernel import (
     observe_,
 )
 from segforget.dynamics._stats import ForgettingStats
+from segforget.ops import class_argmax
 
 __all__ = ["ForgettingTracker", "STATE_VERSION"]
 
@@ -275,7 +276,8 @@ class ForgettingTracker:
         if prediction.dim() == 4:
             if self.confidence:
                 prob, margin = logit_statistics(prediction, target)
-            classes = prediction.argmax(dim=1)
+            # One byte per class (num_classes <= 256), the form the update reads.
+            classes = class_argmax(prediction, dtype=torch.uint8)
         else:
             classes = prediction
         return _Batch(classes=classes, target=target, prob=prob, margin=margin)

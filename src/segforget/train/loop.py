@@ -26,6 +26,7 @@ from torch import nn
 
 from segforget.io import atomic_path, atomic_write_json, atomic_write_text
 from segforget.models import update_weight_average, weight_average
+from segforget.ops import class_argmax
 from segforget.train.callbacks import (
     Callback,
     EpochTracking,
@@ -524,7 +525,7 @@ class Trainer:
 
         def count(logits, batch):
             if batch is not None:
-                matrix.update(logits.argmax(1), batch["label"].to(self.device))
+                matrix.update(class_argmax(logits), batch["label"].to(self.device))
 
         for view in self.views:
             self.evaluate(self.val_sets[view], [count], description=f"val {view}")
@@ -616,7 +617,7 @@ class Trainer:
 
             def keep(logits, batch):
                 if batch is not None:
-                    classes = logits.argmax(1).to(torch.uint8).cpu().numpy()
+                    classes = class_argmax(logits, dtype=torch.uint8).cpu().numpy()
                     for section, prediction in zip(batch["section"].tolist(), classes):
                         found[int(section)] = prediction
 
@@ -650,7 +651,7 @@ class Trainer:
 
                 def count(logits, batch, matrix=matrix):
                     if batch is not None:
-                        classes = logits.argmax(1)
+                        classes = class_argmax(logits)
                         label = batch["label"].to(self.device)
                         matrix.update(classes, label)
                         overall.update(classes, label)
