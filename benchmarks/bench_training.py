@@ -11,6 +11,9 @@ fastest epoch after the first (the first warms up allocators and caches), wall a
 - ``eval``:  what follows in the epoch: validation, plus the tracking pass in epoch mode;
 - ``pass``:  the epoch-mode tracking pass alone (the extra inference pass over the training
   sections), the cost epoch mode adds on top of ``none``;
+- ``hook``:  host time inside the presentation tracker's batch hook (the direct cost of
+  presentation tracking, steadier than the difference of two training times on a shared
+  machine; on GPU the host time only, the device runs asynchronously);
 - ``save``:  from the end of the epoch's callbacks to its checkpoint being taken (the host
   copy of model, optimizer and tracker state; with ``--sync-checkpoints`` the write to disk
   too, else that runs in the background while the next epoch trains).
@@ -30,6 +33,21 @@ import torch
 
 from segforget.data import load_data
 from segforget.train import Callback, RunConfig, train
+from segforget.train.callbacks import PresentationTracking
+
+_HOOK_S = [0.0]  # host seconds inside PresentationTracking.on_batch_end, this epoch
+
+
+def _timed_hook(original):
+    def hook(self, trainer, batch, logits, loss) -> None:
+        start = time.perf_counter()
+        original(self, trainer, batch, logits, loss)
+        _HOOK_S[0] += time.perf_counter() - start
+
+    return hook
+
+
+PresentationTracking.on_batch_end = _timed_hook(PresentationTracking.on_batch_end)
 
 
 class Clock(Callback):
@@ -45,6 +63,7 @@ class Clock(Callback):
     def on_epoch_start(self, trainer, epoch) -> None:
         self._batches = trainer.batches_per_epoch()
         self._seen = 0
+        _HOOK_S[0] = 0.0
         self._start = (time.perf_counter(), time.process_time())
 
     def on_batch_end(self, trainer, batch, logits, loss) -> None:
@@ -65,6 +84,7 @@ class Clock(Callback):
                 "eval_s": now[0] - self._trained[0],
                 "eval_cpu_s": now[1] - self._trained[1],
                 "pass_s": record.get("tracking_pass_s", 0.0),
+                "hook_s": _HOOK_S[0],
             }
         )
 
@@ -116,8 +136,8 @@ def main() -> None:
     base = results["none"]
     print(
         f"{'tracking':>13} {'train s':>8} {'ratio':>6} {'train cpu s':>11} {'ratio':>6} "
-        f"{'eval s':>7} {'eval cpu s':>10} {'pass s':>7} {'save s':>7} {'epoch s':>8} "
-        f"{'ratio':>6}"
+        f"{'eval s':>7} {'eval cpu s':>10} {'pass s':>7} {'hook s':>7} {'save s':>7} "
+        f"{'epoch s':>8} {'ratio':>6}"
     )
 
     def whole(r: dict[str, float]) -> float:
@@ -127,8 +147,8 @@ def main() -> None:
         print(
             f"{mode:>13} {r['train_s']:8.2f} {r['train_s'] / base['train_s']:6.3f} "
             f"{r['train_cpu_s']:11.2f} {r['train_cpu_s'] / base['train_cpu_s']:6.3f} "
-            f"{r['eval_s']:7.2f} {r['eval_cpu_s']:10.2f} {r['pass_s']:7.2f} {r['save_s']:7.2f} "
-            f"{whole(r):8.2f} {whole(r) / whole(base):6.3f}"
+            f"{r['eval_s']:7.2f} {r['eval_cpu_s']:10.2f} {r['pass_s']:7.2f} {r['hook_s']:7.2f} "
+            f"{r['save_s']:7.2f} {whole(r):8.2f} {whole(r) / whole(base):6.3f}"
         )
     epoch, none = results["epoch"], results["none"]
     total_epoch, total_none = whole(epoch), whole(none)
@@ -136,6 +156,11 @@ def main() -> None:
         f"epoch mode: whole epoch {total_epoch:.2f} s vs {total_none:.2f} s "
         f"({total_epoch / total_none:.3f}x); it adds {total_epoch - total_none:.2f} s, "
         f"its extra inference pass takes {epoch['pass_s']:.2f} s"
+    )
+    hook = results["presentation"]
+    print(
+        f"presentation tracking: {hook['hook_s']:.2f} s per epoch inside its hook, "
+        f"{hook['hook_s'] / hook['train_s']:.1%} of the epoch's training time"
     )
     print(f"benchmark wall time {time.perf_counter() - started:.0f} s")
     if args.json:
