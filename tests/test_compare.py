@@ -34,3 +34,5 @@ def test_lower_is_better_counts_seeds_with_smaller_values():
     assert single["std"] == [0.0] and single["p"] == [None]
     with pytest.raises(ValueError, match="same shape"):
         paired_differences([[1.0]], [[1.0], [2.0]])
+    with pytest.raises(ValueError, match=r"one value per seed pass shape \(seeds, 1\)"):
+        paired_differences([1.0, 2.0], [1.0, 3.0])

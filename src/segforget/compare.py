@@ -57,7 +57,8 @@ def paired_differences(
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] == 0:
         raise ValueError(
-            f"Expected two (seeds, points) arrays of the same shape, got {a.shape} and {b.shape}"
+            f"Expected two (seeds, points) arrays of the same shape, got {a.shape} and "
+            f"{b.shape} (for one value per seed pass shape (seeds, 1))"
         )
     diff = a - b
     std = diff.std(axis=0, ddof=1) if diff.shape[0] > 1 else np.zeros(diff.shape[1])
