@@ -37,6 +37,12 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="Epochs before the pool is first observed (default: a third of --epochs).",
     )
+    parser.add_argument(
+        "--spacing",
+        type=int,
+        default=0,
+        help="Chosen sections at least this many section numbers apart (0: no rule).",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="Also write the curves as JSON.")
@@ -62,6 +68,7 @@ def main() -> None:
         epochs=args.epochs,
         steps_per_epoch=args.steps,
         track_warmup=args.track_warmup,
+        spacing=args.spacing,
         device=args.device,
         on_round=lambda s, seed, r, n, m: print(f"  {s:<10} seed {seed} labeled {n:>3}: {m:.4f}"),
     )

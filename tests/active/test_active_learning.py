@@ -17,6 +17,7 @@ from segforget.analysis.active_learning import (
     random_section_scores,
     rank_sections,
     select_sections,
+    spaced_choice,
 )
 
 
@@ -168,3 +169,104 @@ def test_select_sections_dispatch_and_error():
     assert STRATEGIES == ("switch", "gauss", "forgetting", "entropy", "margin", "random")
     with pytest.raises(ValueError, match="Expected `strategy` to be one of switch, gauss"):
         select_sections(scores, 3, strategy="bald")
+
+
+def _spaced_reference(order, n, positions, spacing, taken=(), groups=None, taken_groups=None):
+    """Brute force: for each slot, the first candidate in priority order that is far enough from
+    every section chosen so far and every taken one; when none is, the first one not yet chosen
+    that is not itself taken."""
+    groups = [0] * len(positions) if groups is None else list(groups)
+    taken_groups = [0] * len(taken) if taken_groups is None else list(taken_groups)
+    blocked = list(zip(taken_groups, taken))
+    chosen = []
+    for _ in range(n):
+        free = [
+            i
+            for i in order
+            if i not in chosen
+            and (groups[i], positions[i]) not in set(zip(taken_groups, taken))
+            and all(g != groups[i] or abs(t - positions[i]) >= spacing for g, t in blocked)
+        ]
+        if free:
+            chosen.append(free[0])
+            blocked.append((groups[free[0]], positions[free[0]]))
+    rest = [
+        i
+        for i in order
+        if i not in chosen and (groups[i], positions[i]) not in set(zip(taken_groups, taken))
+    ]
+    return chosen + rest[: n - len(chosen)]
+
+
+def test_spaced_choice_by_hand():
+    # Scores put sections 10, 11, 14, 30, 12 first: spacing 3 keeps 10, 14, 30.
+    positions = np.array([10, 11, 14, 30, 12, 40])
+    order = np.arange(6)
+    assert spaced_choice(order, 3, positions=positions, spacing=3).tolist() == [0, 2, 3]
+    # Section 31 already labeled: 30 is too close, the next far one is 40.
+    got = spaced_choice(order, 3, positions=positions, spacing=3, taken=np.array([31]))
+    assert got.tolist() == [0, 2, 5]
+    # Too few far-apart sections: the skipped ones fill up, in priority order.
+    assert spaced_choice(order, 5, positions=positions, spacing=20).tolist() == [0, 3, 1, 2, 4]
+    # Spacing 0 or 1: the strategy's own order.
+    for spacing in (0, 1):
+        assert spaced_choice(order, 3, positions=positions, spacing=spacing).tolist() == [0, 1, 2]
+    # Different groups (split, view) never block each other.
+    groups = np.array([0, 1, 0, 0, 1, 0])
+    got = spaced_choice(order, 3, positions=positions, spacing=3, groups=groups)
+    assert got.tolist() == [0, 1, 2]
+    # A taken section is never chosen, even to fill up.
+    got = spaced_choice(order, 6, positions=positions, spacing=3, taken=np.array([10, 11]))
+    assert 0 not in got.tolist() and 1 not in got.tolist() and got.tolist()[:2] == [2, 3]
+    with pytest.raises(ValueError, match="Expected `spacing` to be an integer >= 0"):
+        spaced_choice(order, 3, positions=positions, spacing=-1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_spaced_choice_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 25))
+    positions = rng.integers(0, 40, size=k)
+    groups = rng.integers(0, 2, size=k)
+    order = rng.permutation(k)
+    taken = rng.integers(0, 40, size=int(rng.integers(0, 4)))
+    taken_groups = rng.integers(0, 2, size=taken.size)
+    n, spacing = int(rng.integers(1, 8)), int(rng.integers(2, 6))
+    got = spaced_choice(
+        order,
+        n,
+        positions=positions,
+        spacing=spacing,
+        taken=taken,
+        groups=groups,
+        taken_groups=taken_groups,
+    )
+    expected = _spaced_reference(
+        order.tolist(), n, positions.tolist(), spacing, taken.tolist(), groups, taken_groups
+    )
+    assert got.tolist() == expected
+
+
+def test_select_sections_with_spacing_walks_each_strategy_order():
+    scores, high = _two_groups(2)
+    n = 4
+    # Without spacing, unchanged (the al-sim figures in the README depend on it).
+    assert np.array_equal(
+        select_sections(scores, n, strategy="gauss", seed=3, spacing=1),
+        gaussian_switch_sampling(scores, n, seed=3),
+    )
+    got = select_sections(scores, n, strategy="switch", spacing=5)
+    ranked = rank_sections(scores, scores.size).tolist()
+    assert got.tolist() == _spaced_reference(ranked, n, list(range(scores.size)), 5)
+    gauss = select_sections(scores, n, strategy="gauss", seed=3, spacing=5)
+    assert set(gauss.tolist()) <= high  # enough far-apart high sections: only those are drawn
+    assert np.diff(np.sort(gauss)).min() >= 5
+    assert np.array_equal(gauss, select_sections(scores, n, strategy="gauss", seed=3, spacing=5))
+    # positions: section numbers of a pool that is not 0..N-1.
+    pool = np.arange(scores.size) * 2 + 100
+    got = select_sections(scores, n, strategy="switch", spacing=9, positions=pool)
+    assert got.tolist() == _spaced_reference(ranked, n, pool.tolist(), 9)
+    with pytest.raises(ValueError, match="Expected `positions` to have one section number"):
+        select_sections(scores, n, strategy="switch", spacing=2, positions=pool[:3])
+    with pytest.raises(ValueError, match="Expected `spacing` to be an integer >= 0"):
+        select_sections(scores, n, strategy="switch", spacing=-2)

@@ -68,6 +68,29 @@ def test_select_cli_matches_reference_ranking(tiny_run, tmp_path, strategy):
     assert out.with_suffix(".png").read_bytes()[:4] == PNG
 
 
+def test_select_cli_spacing_keeps_chosen_sections_apart(tiny_run, tmp_path):
+    out = tmp_path / "spaced.csv"
+    args = ["select", tiny_run, "--strategy", "switch", "--n", 4, "--spacing", 3, "--out", out]
+    result = run_cli(args)
+    assert result.code == 0, result.stderr
+    rows = read_csv(out)
+    reference = reference_switch_scores(load_run(tiny_run))
+    ranked = [key for key, _ in sorted(reference.items(), key=lambda kv: -kv[1])]
+    # By hand: walk the ranking, skip a section within 2 of a chosen one of its split and view.
+    chosen = []
+    for key in ranked:
+        if len(chosen) == 4:
+            break
+        if all(k[:2] != key[:2] or abs(k[2] - key[2]) >= 3 for k in chosen):
+            chosen.append(key)
+    assert len(chosen) == 4  # the tiny run has enough far-apart sections
+    assert [(r["split"], r["view"], int(r["section"])) for r in rows] == chosen
+    assert_user_error(
+        run_cli(["select", tiny_run, "--spacing", -1, "--out", tmp_path / "bad.csv"]),
+        "Expected `--spacing` to be an integer >= 0",
+    )
+
+
 def test_select_gauss_and_random_reproducible(tiny_run):
     run = load_run(tiny_run)
     for strategy in ("gauss", "random"):
@@ -184,6 +207,51 @@ def test_al_sim_cli_tiny(tiny_f3, tmp_path):
     assert curves["paired"]["random"] == {}
     assert "switch - random" in result.stdout
     assert (out / "curves.png").read_bytes()[:4] == PNG
+    assert curves["config"]["spacing"] == 0
+
+
+def test_al_sim_spacing_keeps_acquired_sections_apart(tiny_f3):
+    """Every acquisition of a spaced al-sim is at least `spacing` sections from the others
+    and from the labeled ones (the pool allows it here)."""
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    picks = []
+    original = al._acquire
+
+    def spy(strategy, data, view, pool, budget, **kw):
+        chosen = original(strategy, data, view, pool, budget, **kw)
+        picks.append((strategy, kw["labeled"].copy(), chosen))
+        return chosen
+
+    al._acquire = spy
+    try:
+        result = simulate_active_learning(
+            data,
+            strategies=["switch", "entropy", "random"],
+            rounds=1,
+            budget=2,
+            seeds=[0, 1],
+            epochs=2,
+            steps_per_epoch=1,
+            spacing=2,
+        )
+    finally:
+        al._acquire = original
+    # 10 training inlines, 2 labeled + 2 chosen: two far-apart free sections always exist.
+    assert result["config"]["spacing"] == 2 and len(picks) == 6
+    for _, labeled, chosen in picks:
+        assert not set(chosen.tolist()) & set(labeled.tolist())
+        everything = np.sort(np.concatenate([labeled, chosen]))
+        assert np.diff(everything).min() >= 1
+        for section in chosen:
+            others = np.setdiff1d(everything, [section])
+            assert np.abs(others - section).min() >= 2
+    with pytest.raises(ValueError, match="Expected `spacing` to be an integer >= 0"):
+        simulate_active_learning(
+            data, strategies=["random"], rounds=1, budget=1, seeds=[0], spacing=-1
+        )
 
 
 def test_paired_differences_by_hand():

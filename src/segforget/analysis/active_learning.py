@@ -47,6 +47,7 @@ __all__ = [
     "rank_sections",
     "gaussian_switch_sampling",
     "select_sections",
+    "spaced_choice",
     "section_uncertainty",
     "pool_spaces",
     "load_final_model",
@@ -305,11 +306,7 @@ def gaussian_switch_sampling(
     candidates = np.flatnonzero(_eligible(scores, exclude))
     if candidates.size <= n:
         return rank_sections(scores, n, exclude=exclude)
-    values = scores[candidates]
-    if np.ptp(values) == 0:
-        high = np.ones(candidates.size)  # one cluster: every candidate is equally "high"
-    else:
-        high = fit_gaussian_mixture(values).responsibilities(values)[:, 1]
+    high = _high_posterior(scores[candidates])
     rng = np.random.default_rng(seed)
     members = np.flatnonzero(high > 0.5)
     if members.size >= n:
@@ -320,6 +317,87 @@ def gaussian_switch_sampling(
     return candidates[chosen].astype(np.int64)
 
 
+def _high_posterior(values: np.ndarray) -> np.ndarray:
+    """(K,) posterior of the high component of a 2-Gaussian mixture fitted to ``values``."""
+    if np.ptp(values) == 0:
+        return np.ones(values.size)  # one cluster: every candidate is equally "high"
+    return fit_gaussian_mixture(values).responsibilities(values)[:, 1]
+
+
+def _gauss_order(scores: np.ndarray, candidates: np.ndarray, *, seed: int) -> np.ndarray:
+    """Every candidate in Gaussian-switch-sampling order: the high component's members in a
+    seeded random order, then the others by posterior of the high component, highest first."""
+    high = _high_posterior(scores[candidates])
+    members = np.flatnonzero(high > 0.5)
+    rest = np.setdiff1d(np.arange(candidates.size), members)
+    rest = rest[np.lexsort((rest, -high[rest]))]
+    members = np.random.default_rng(seed).permutation(members)
+    return candidates[np.concatenate([members, rest])].astype(np.int64)
+
+
+def spaced_choice(
+    order: np.ndarray,
+    n: int,
+    *,
+    positions: np.ndarray,
+    spacing: int,
+    taken: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    taken_groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Take ``n`` candidates in priority order, keeping chosen sections ``spacing`` apart.
+
+    Neighbouring sections of a survey look almost alike, so the top scores of any strategy
+    tend to come in runs of adjacent sections (e.g. inlines 10, 11 and 14), and labeling all of
+    them buys little more than labeling one. Walking down the strategy's ``order``, a candidate
+    is skipped while it lies fewer than ``spacing`` sections from one already chosen or
+    ``taken`` (already labeled) in the same group (split and view); when fewer than ``n``
+    candidates are far enough apart, the skipped ones fill the rest, in priority order.
+    ``spacing`` 0 or 1 keeps the strategy's own choice.
+
+    Args:
+        order: (K,) candidate indices (into ``positions``), best first.
+        n: number to choose.
+        positions: (N,) section number of every index.
+        spacing: minimum distance in section numbers (>= 0).
+        taken: (T,) section numbers already labeled (kept away from, never chosen).
+        groups: (N,) group of every index (default: all one group); sections of different
+            groups are never close.
+        taken_groups: (T,) group of every ``taken`` section (default: all group 0).
+
+    Returns:
+        (at most n,) int64 indices from ``order``, in the order chosen.
+    """
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, np.integer)) or spacing < 0:
+        raise ValueError(f"Expected `spacing` to be an integer >= 0, got {spacing!r}")
+    order = np.asarray(order, dtype=np.int64)
+    if spacing <= 1:
+        return order[:n]
+    positions = np.asarray(positions, dtype=np.int64)
+    groups = np.zeros(positions.size, np.int64) if groups is None else np.asarray(groups)
+    taken = np.zeros(0, np.int64) if taken is None else np.asarray(taken, dtype=np.int64)
+    taken_groups = (
+        np.zeros(taken.size, np.int64) if taken_groups is None else np.asarray(taken_groups)
+    )
+    near = [(int(g), int(t)) for g, t in zip(taken_groups, taken)]
+    labeled = set(near)
+    chosen: list[int] = []
+    skipped: list[int] = []
+    for index in order.tolist():
+        if len(chosen) == n:
+            break
+        group, position = int(groups[index]), int(positions[index])
+        if (group, position) in labeled:
+            continue
+        if any(g == group and abs(t - position) < spacing for g, t in near):
+            skipped.append(index)
+            continue
+        chosen.append(index)
+        near.append((group, position))
+    chosen.extend(skipped[: n - len(chosen)])
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def select_sections(
     scores: np.ndarray,
     n: int,
@@ -327,12 +405,19 @@ def select_sections(
     strategy: Strategy,
     seed: int = 0,
     exclude: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+    spacing: int = 0,
+    taken: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    taken_groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Choose ``n`` sections from precomputed section scores with a strategy's rule.
 
     ``gauss`` draws from the high mixture component (see :func:`gaussian_switch_sampling`);
     every other strategy takes the top scores (see :func:`rank_sections`); for ``random`` pass
-    :func:`random_section_scores`.
+    :func:`random_section_scores`. With ``spacing`` > 1 the strategy's order is walked with
+    :func:`spaced_choice` (chosen sections at least ``spacing`` section numbers apart, and from
+    the ``taken`` ones).
 
     Args:
         scores: (N,) section scores of the strategy (higher = label first).
@@ -340,14 +425,45 @@ def select_sections(
         strategy: one of :data:`STRATEGIES`.
         seed: seed of ``gauss``'s draw.
         exclude: indices not to choose.
+        positions: (N,) section number of every score (default: the index itself).
+        spacing: minimum distance between chosen sections in section numbers (0: no rule).
+        taken: section numbers already labeled, kept ``spacing`` away from.
+        groups: (N,) group (split and view) of every score; see :func:`spaced_choice`.
+        taken_groups: group of every ``taken`` section.
 
     Returns:
         (min(n, eligible),) int64 section indices.
     """
     _check_strategy(strategy)
-    if strategy == "gauss":
-        return gaussian_switch_sampling(scores, n, seed=seed, exclude=exclude)
-    return rank_sections(scores, n, exclude=exclude)
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, np.integer)) or spacing < 0:
+        raise ValueError(f"Expected `spacing` to be an integer >= 0, got {spacing!r}")
+    if spacing <= 1:
+        if strategy == "gauss":
+            return gaussian_switch_sampling(scores, n, seed=seed, exclude=exclude)
+        return rank_sections(scores, n, exclude=exclude)
+    if n <= 0:
+        raise ValueError(f"Expected `n` to be a positive number of sections, got {n}")
+    scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.flatnonzero(_eligible(scores, exclude))
+    if strategy == "gauss" and candidates.size > n:
+        order = _gauss_order(scores, candidates, seed=seed)
+    else:
+        order = candidates[np.lexsort((candidates, -scores[candidates]))].astype(np.int64)
+    positions = np.arange(scores.size) if positions is None else np.asarray(positions)
+    if positions.shape != scores.shape:
+        raise ValueError(
+            f"Expected `positions` to have one section number per score ({scores.size}), "
+            f"got shape {positions.shape}"
+        )
+    return spaced_choice(
+        order,
+        n,
+        positions=positions,
+        spacing=spacing,
+        taken=taken,
+        groups=groups,
+        taken_groups=taken_groups,
+    )
 
 
 # --------------------------------------------------------------------------- model uncertainty
@@ -490,6 +606,7 @@ def select_from_run(
     mode: str = "epoch",
     view: str | None = None,
     device: str = "cpu",
+    spacing: int = 0,
 ) -> list[dict[str, Any]]:
     """Rank the sections of a run's pool with a strategy and choose ``n`` to label next.
 
@@ -507,6 +624,8 @@ def select_from_run(
         mode: recording mode of the statistics.
         view: restrict the pool to one view.
         device: torch device for ``entropy``/``margin``.
+        spacing: chosen sections of one (split, view) at least ``spacing`` section numbers
+            apart where the pool allows (see :func:`spaced_choice`; 0: no rule).
 
     Returns:
         ``n`` rows (fewer when the pool is smaller) in choice order:
@@ -518,6 +637,7 @@ def select_from_run(
     run = _as_run(run)
     spaces = pool_spaces(run, pool, mode=mode, view=view)
     keys: list[tuple[str, str, int]] = []
+    groups: list[int] = []
     parts: list[np.ndarray] = []
     model = data = None
     if strategy in ("entropy", "margin"):
@@ -539,11 +659,20 @@ def select_from_run(
             sections = np.flatnonzero(np.isfinite(all_scores))
             scores = all_scores[sections]
         keys.extend((split, space_view, int(s)) for s in sections)
+        groups.extend([len(parts)] * len(sections))
         parts.append(np.asarray(scores, dtype=np.float64))
     scores = np.concatenate(parts) if parts else np.zeros(0)
     if strategy == "random":
         scores = random_section_scores(scores.size, seed=seed)
-    chosen = select_sections(scores, int(n), strategy=strategy, seed=seed)
+    chosen = select_sections(
+        scores,
+        int(n),
+        strategy=strategy,
+        seed=seed,
+        positions=np.asarray([key[2] for key in keys], dtype=np.int64),
+        groups=np.asarray(groups, dtype=np.int64),
+        spacing=spacing,
+    )
     return [
         {
             "rank": rank + 1,
@@ -736,8 +865,11 @@ def _acquire(
     stats: Any,
     seed: int,
     device: str,
+    spacing: int = 0,
+    labeled: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Choose ``budget`` section numbers from ``pool`` with ``strategy``."""
+    """Choose ``budget`` section numbers from ``pool`` with ``strategy``, ``spacing`` apart
+    from each other and from the ``labeled`` sections (see :func:`spaced_choice`)."""
     if strategy == "random":
         scores = random_section_scores(pool.size, seed=seed)
     elif strategy in ("entropy", "margin"):
@@ -751,7 +883,10 @@ def _acquire(
             value, num_sections=num_sections, observed=np.asarray(stats.observations) > 0
         )
         scores = all_scores[pool]
-    return pool[select_sections(scores, budget, strategy=strategy, seed=seed)]
+    chosen = select_sections(
+        scores, budget, strategy=strategy, seed=seed, positions=pool, spacing=spacing, taken=labeled
+    )
+    return pool[chosen]
 
 
 def default_track_warmup(epochs: int) -> int:
@@ -775,6 +910,7 @@ def simulate_active_learning(
     batch_size: int = 4,
     lr: float = 3e-3,
     track_warmup: int | None = None,
+    spacing: int = 0,
     device: str = "cpu",
     on_round: Any = None,
 ) -> dict[str, Any]:
@@ -806,6 +942,9 @@ def simulate_active_learning(
         track_warmup: epochs before the first pool observation (default ``epochs // 3``);
             at least two observations must remain (``track_warmup <= epochs - 2``; 0 when
             ``epochs`` is 1).
+        spacing: every strategy chooses sections at least ``spacing`` section numbers apart
+            from each other and from the labeled ones, where the pool allows
+            (:func:`spaced_choice`; 0: the strategy's own top choice).
         device: torch device.
         on_round: optional callback ``(strategy, seed, round, labeled, miou)``.
 
@@ -847,6 +986,8 @@ def simulate_active_learning(
             f"Expected `track_warmup` to be an integer in [0, epochs - 2] = "
             f"[0, {max(epochs - 2, 0)}] (switches need two pool observations), got {track_warmup!r}"
         )
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, np.integer)) or spacing < 0:
+        raise ValueError(f"Expected `spacing` to be an integer >= 0, got {spacing!r}")
     view = data.views[0] if view is None else data.check_view(view)
     train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
     needed = initial + rounds * budget
@@ -909,6 +1050,8 @@ def simulate_active_learning(
                         stats=stats,
                         seed=int(seed) * 1000 + round_index,
                         device=device,
+                        spacing=int(spacing),
+                        labeled=labeled,
                     )
                     labeled = np.sort(np.concatenate([labeled, chosen]))
             per_seed[strategy].append(curve)
@@ -943,6 +1086,7 @@ def simulate_active_learning(
         "batch_size": batch_size,
         "lr": lr,
         "track_warmup": int(track_warmup),
+        "spacing": int(spacing),
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves, "paired": paired}

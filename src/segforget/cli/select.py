@@ -48,6 +48,9 @@ def select_command(
         None, help="CSV path (default RUN/select/<strategy>_<pool>.csv); a PNG goes beside it."
     ),
     device: str = typer.Option("cpu", help="Torch device for entropy/margin."),
+    spacing: int = typer.Option(
+        0, help="Chosen sections at least this many section numbers apart (0: no rule)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
 ) -> None:
     """Rank unlabeled sections to label next from the tracked dynamics; write CSV + figure."""
@@ -65,6 +68,8 @@ def select_command(
         )
     if n < 1:
         raise ValueError(f"Expected `--n` to be a positive number of sections, got {n}")
+    if spacing < 0:
+        raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
     _check_run_dir(run_dir)
     csv_path = out if out is not None else run_dir / "select" / f"{strategy}_{pool}.csv"
     if csv_path.suffix.lower() != ".csv":
@@ -75,7 +80,15 @@ def select_command(
     run = load_run(run_dir)
     pool_spaces(run, pool, mode=mode, view=view)  # validates the pool before any work
     rows = select_from_run(
-        run, strategy=strategy, n=n, pool=pool, seed=seed, mode=mode, view=view, device=device
+        run,
+        strategy=strategy,
+        n=n,
+        pool=pool,
+        seed=seed,
+        mode=mode,
+        view=view,
+        device=device,
+        spacing=spacing,
     )
     write_selection(run, rows, csv_path=csv_path, figure_path=figure_path, mode=mode)
     for row in rows:
@@ -110,6 +123,11 @@ def al_sim_command(
         help="Epochs before the pool is first observed (switch/gauss/forgetting); "
         "default: a third of --epochs.",
     ),
+    spacing: int = typer.Option(
+        0,
+        help="Chosen sections at least this many section numbers apart from each other and "
+        "from the labeled ones (0: no rule).",
+    ),
     device: str = typer.Option("cpu", help="Torch device."),
     out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
@@ -139,6 +157,8 @@ def al_sim_command(
             f"Expected `--track-warmup` in [0, --epochs - 2] = [0, {max(epochs - 2, 0)}] "
             f"(switches need two pool observations), got {track_warmup}"
         )
+    if spacing < 0:
+        raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
     _check_free(out, force)
     spec = data if data is not None else f"synthetic:{preset}"
     total = len(names) * len(seed_list) * (rounds + 1)
@@ -162,6 +182,7 @@ def al_sim_command(
             batch_size=batch_size,
             lr=lr,
             track_warmup=track_warmup,
+            spacing=spacing,
             device=device,
             on_round=on_round,
         )
