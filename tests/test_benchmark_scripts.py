@@ -85,3 +85,36 @@ def test_scatter_floor_benchmark_skips_without_a_compiler(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("skipped: no C compiler")
+
+
+def test_al_compare_pairs_runs_by_seed(tmp_path):
+    """Two al-sim configurations written as JSON (seeds split over files) pair by seed."""
+    import json
+
+    def write(name, seeds, curves):
+        result = {
+            "config": {"seeds": seeds},
+            "curves": {
+                s: {"labeled": [2, 4], "miou": [[0.5, v] for v in values]}
+                for s, values in curves.items()
+            },
+        }
+        (tmp_path / name).write_text(json.dumps(result))
+
+    write("a01.json", [0, 1], {"switch": [0.6, 0.7], "entropy": [0.5, 0.8]})
+    write("a2.json", [2], {"switch": [0.9], "entropy": [0.6]})
+    write("b.json", [2, 0, 1], {"switch": [0.5, 0.65, 0.9]})
+    script = SCRIPTS[0].parent / "bench_al_compare.py"
+    args = ["--run", "a=a01.json,a2.json", "--run", "b=b.json"]
+    args += ["--pairs", "switch@a-entropy@a,switch@b-switch@a"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()}
+    # switch - entropy within a: seeds 0, 1, 2 -> +0.1, -0.1, +0.3: mean 0.1, 2 of 3 won
+    assert "+0.100 ± 0.200, 2/3" in lines["switch@a - entropy@a"]
+    # switch of b (seeds 0, 1, 2 = 0.65, 0.9, 0.5) - switch of a (0.6, 0.7, 0.9):
+    # +0.05, +0.2, -0.4: mean -0.05, sample std sqrt(0.195 / 2) = 0.312, 2 of 3 won
+    assert "-0.050 ± 0.312, 2/3" in lines["switch@b - switch@a"]
+    assert "0.733 ± 0.125" in lines["switch@a"]  # mean, population std of 0.6, 0.7, 0.9

@@ -1,0 +1,113 @@
+"""Pair the learning curves of several al-sim runs by seed (e.g. with and without --spacing).
+
+Every run of ``segforget al-sim`` / ``bench_active_learning.py --json`` starts a seed from the
+same labeled sections and the same initialization, whatever its other settings, so curves of
+different runs pair by seed just like curves of one run. Give each run configuration a label
+and its JSON files (several files of one configuration, e.g. seeds 0-2 and 3-5, are joined):
+
+    .venv/bin/python benchmarks/bench_al_compare.py \\
+        --run plain=al_s012.json,al_s345.json --run spaced=sp4_012.json,sp4_345.json \\
+        --pairs switch@spaced-entropy@plain,entropy@spaced-entropy@plain
+
+Prints mean ± std (population) per configuration and strategy, then for each pair ``A-B``
+(``strategy@label``) the paired differences per labeled count: mean ± sample std, seeds won,
+two-sided paired t-test p (``segforget.compare.paired_differences``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="LABEL=FILE[,FILE...]: curves.json files of one configuration (repeatable).",
+    )
+    parser.add_argument(
+        "--pairs",
+        default="",
+        help="Comma-separated STRATEGY@LABEL-STRATEGY@LABEL differences to print "
+        "(default: every strategy of every run against entropy@ and random@ of the first run).",
+    )
+    return parser.parse_args()
+
+
+def load_runs(
+    specs: list[str],
+) -> tuple[dict[str, dict[str, np.ndarray]], list[int], list[int]]:
+    """{label: {strategy: (seeds, points) mIoU}} with seeds in one shared order."""
+    runs: dict[str, dict[int, dict[str, list[float]]]] = {}
+    labeled: list[int] | None = None
+    for spec in specs:
+        label, _, files = spec.partition("=")
+        if not label or not files:
+            raise SystemExit(f"Expected --run LABEL=FILE[,FILE...], got {spec!r}")
+        by_seed = runs.setdefault(label, {})
+        for name in files.split(","):
+            result = json.loads(Path(name).read_text())
+            seeds = result["config"]["seeds"]
+            for strategy, curve in result["curves"].items():
+                if labeled is None:
+                    labeled = curve["labeled"]
+                elif curve["labeled"] != labeled:
+                    raise SystemExit(f"{name}: labeled counts {curve['labeled']} != {labeled}")
+                for seed, values in zip(seeds, curve["miou"]):
+                    by_seed.setdefault(seed, {})[strategy] = values
+    common = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if not common:
+        raise SystemExit("Expected the runs to share at least one seed")
+    out = {
+        label: {
+            strategy: np.asarray([by_seed[s][strategy] for s in common])
+            for strategy in by_seed[common[0]]
+        }
+        for label, by_seed in runs.items()
+    }
+    return out, common, labeled or []
+
+
+def main() -> None:
+    from segforget.compare import paired_differences
+
+    args = parse_args()
+    runs, seeds, labeled = load_runs(args.run)
+    print(f"seeds {seeds}; labeled sections {labeled}\n")
+    print("test mIoU, mean ± std (population) over seeds")
+    for label, curves in runs.items():
+        for strategy, values in curves.items():
+            cells = "".join(
+                f"{m:>9.3f} ± {s:.3f}" for m, s in zip(values.mean(axis=0), values.std(axis=0))
+            )
+            print(f"{strategy + '@' + label:<22}{cells}")
+    first = next(iter(runs))
+    if args.pairs:
+        pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",")]
+    else:
+        pairs = []
+        for label, curves in runs.items():
+            for strategy in curves:
+                for ref in ("entropy", "random"):
+                    a, b = f"{strategy}@{label}", f"{ref}@{first}"
+                    if ref in runs[first] and a != b and (b, a) not in pairs:
+                        pairs.append((a, b))
+    print("\npaired differences per labeled count: mean ± std, seeds won, paired t-test p")
+    for a, b in pairs:
+        values = [runs[x.split("@")[1]][x.split("@")[0]] for x in (a, b)]
+        paired = paired_differences(values[0][:, 1:], values[1][:, 1:])  # round 0 is shared
+        cells = "  ".join(
+            f"{m:+.3f} ± {s:.3f}, {w}/{paired['seeds']}, p {p:.3f}"
+            for m, s, w, p in zip(paired["mean"], paired["std"], paired["wins"], paired["p"])
+        )
+        print(f"{a + ' - ' + b:<34}{cells}")
+
+
+if __name__ == "__main__":
+    main()
