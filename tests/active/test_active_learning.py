@@ -13,6 +13,8 @@ from segforget.analysis.active_learning import (
     fit_gaussian_mixture,
     gaussian_switch_sampling,
     margin_section_scores,
+    patch_grid,
+    pixel_to_patch_scores,
     pixel_to_section_scores,
     random_section_scores,
     rank_sections,
@@ -270,3 +272,45 @@ def test_select_sections_with_spacing_walks_each_strategy_order():
         select_sections(scores, n, strategy="switch", spacing=2, positions=pool[:3])
     with pytest.raises(ValueError, match="Expected `spacing` to be an integer >= 0"):
         select_sections(scores, n, strategy="switch", spacing=-2)
+
+
+def test_patch_grid_covers_the_section_once():
+    assert patch_grid(3, 5, (2, 3)) == [(0, 0, 2, 3), (0, 3, 2, 2), (2, 0, 1, 3), (2, 3, 1, 2)]
+    assert patch_grid(4, 4, (9, 9)) == [(0, 0, 4, 4)]  # larger than the section: all of it
+    for height, width, patch in [(7, 11, (3, 4)), (8, 8, (2, 8)), (5, 6, (1, 1))]:
+        cover = np.zeros((height, width), int)
+        for row, col, h, w in patch_grid(height, width, patch):
+            cover[row : row + h, col : col + w] += 1
+        assert (cover == 1).all()
+    with pytest.raises(ValueError, match="Expected `patch` to be two sizes >= 1"):
+        patch_grid(4, 4, (0, 2))
+
+
+def test_pixel_to_patch_scores_matches_loops():
+    rng = np.random.default_rng(3)
+    n, h, w, patch = 3, 5, 7, (2, 3)
+    values = rng.random(n * h * w)
+    observed = rng.random(n * h * w) > 0.3
+    observed[: h * w] = False  # section 0 never observed: NaN everywhere
+    got, grid = pixel_to_patch_scores(
+        values, num_sections=n, section_shape=(h, w), patch=patch, observed=observed
+    )
+    assert got.shape == (n, len(grid))
+    cube, seen = values.reshape(n, h, w), observed.reshape(n, h, w)
+    for section in range(n):
+        for t, (row, col, ph, pw) in enumerate(grid):
+            picked = [
+                cube[section, r, c]
+                for r in range(row, row + ph)
+                for c in range(col, col + pw)
+                if seen[section, r, c]
+            ]
+            if picked:
+                assert got[section, t] == pytest.approx(sum(picked) / len(picked))
+            else:
+                assert math.isnan(got[section, t])
+    # Without a mask, one window as large as the section is the section score.
+    whole, _ = pixel_to_patch_scores(values, num_sections=n, section_shape=(h, w), patch=(h, w))
+    assert whole[:, 0] == pytest.approx(pixel_to_section_scores(values, num_sections=n))
+    with pytest.raises(ValueError, match="Expected `values` to hold num_sections"):
+        pixel_to_patch_scores(values[:-1], num_sections=n, section_shape=(h, w), patch=patch)

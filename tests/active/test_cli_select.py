@@ -91,6 +91,65 @@ def test_select_cli_spacing_keeps_chosen_sections_apart(tiny_run, tmp_path):
     )
 
 
+def test_select_cli_patches_match_window_means(tiny_run, tmp_path):
+    """--patch ranks windows by the mean switch count of their observed pixels (by loops)."""
+    out = tmp_path / "patches.csv"
+    args = ["select", tiny_run, "--strategy", "switch", "--n", 6, "--patch", "8,6", "--out", out]
+    result = run_cli(args)
+    assert result.code == 0, result.stderr
+    rows = read_csv(out)
+    run = load_run(tiny_run)
+    reference = {}
+    for mode, split, view in run.available_stats():
+        if split == "train":
+            continue
+        stats = run.stats(mode, split, view)
+        h, w = stats.meta["section_shape"]
+        switches = np.asarray(stats.switch_events).reshape(-1, h, w)
+        seen = np.asarray(stats.observations).reshape(-1, h, w) > 0
+        for section in range(len(switches)):
+            for row in range(0, h, 8):
+                for col in range(0, w, 6):
+                    window = np.s_[section, row : row + 8, col : col + 6]
+                    if seen[window].any():
+                        value = switches[window][seen[window]].mean()
+                        reference[(split, view, section, row, col)] = float(value)
+    expected = sorted(reference.values(), reverse=True)[:6]
+    assert [float(r["score"]) for r in rows] == pytest.approx(expected)
+    for r in rows:
+        key = (r["split"], r["view"], int(r["section"]), int(r["row"]), int(r["col"]))
+        assert float(r["score"]) == pytest.approx(reference[key])
+        assert int(r["height"]) <= 8 and int(r["width"]) <= 6
+    assert "rows " in result.stdout and out.with_suffix(".png").read_bytes()[:4] == PNG
+    for bad in ("0,4", "a", "1,2,3"):
+        assert_user_error(
+            run_cli(["select", tiny_run, "--patch", bad, "--out", tmp_path / "bad.csv"]),
+            "Expected `--patch` to be 'H,W' or one size",
+        )
+
+
+def test_entropy_patches_use_the_final_models_pixels(tiny_run):
+    run = load_run(tiny_run)
+    rows = select_from_run(run, strategy="entropy", n=4, pool="test1", patch=(5, 5))
+    model = load_final_model(run)
+    data = run.load_data()
+    images = torch.stack([item["image"] for item in data.dataset("test1", "inline")])
+    with torch.no_grad():
+        p = torch.softmax(model(images).double(), dim=1).numpy()
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)  # (N, H, W)
+    for r in rows:
+        window = entropy[r["section"], r["row"] : r["row"] + 5, r["col"] : r["col"] + 5]
+        assert r["score"] == pytest.approx(window.mean())
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    # spacing with patches keeps the same window of nearby sections apart
+    spaced = select_from_run(run, strategy="entropy", n=4, pool="test1", patch=(5, 5), spacing=2)
+    for a in spaced:
+        for b in spaced:
+            if a is not b and (a["row"], a["col"]) == (b["row"], b["col"]):
+                assert abs(a["section"] - b["section"]) >= 2
+
+
 def test_select_gauss_and_random_reproducible(tiny_run):
     run = load_run(tiny_run)
     for strategy in ("gauss", "random"):

@@ -49,6 +49,9 @@ __all__ = [
     "select_sections",
     "spaced_choice",
     "section_uncertainty",
+    "pixel_uncertainty",
+    "patch_grid",
+    "pixel_to_patch_scores",
     "pool_spaces",
     "load_final_model",
     "select_from_run",
@@ -118,6 +121,83 @@ def pixel_to_section_scores(
     sums = np.where(mask, per_section, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def patch_grid(height: int, width: int, patch: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping windows covering an (H, W) section, row by row.
+
+    Windows at the bottom and right edges are clipped to the section (smaller than ``patch``);
+    a patch larger than the section is the whole section.
+
+    Args:
+        height, width: section shape (H, W).
+        patch: (patch height, patch width), both >= 1.
+
+    Returns:
+        ``(row, col, height, width)`` of every window.
+
+    Example:
+        >>> patch_grid(3, 5, (2, 3))
+        [(0, 0, 2, 3), (0, 3, 2, 2), (2, 0, 1, 3), (2, 3, 1, 2)]
+    """
+    ph, pw = (int(v) for v in patch)
+    if ph < 1 or pw < 1:
+        raise ValueError(f"Expected `patch` to be two sizes >= 1, got {tuple(patch)}")
+    return [
+        (row, col, min(ph, height - row), min(pw, width - col))
+        for row in range(0, height, ph)
+        for col in range(0, width, pw)
+    ]
+
+
+def pixel_to_patch_scores(
+    values: np.ndarray,
+    *,
+    num_sections: int,
+    section_shape: tuple[int, int],
+    patch: tuple[int, int],
+    observed: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Average a per-pixel value over the observed pixels of every window of every section.
+
+    Args:
+        values: (P,) per-pixel values, ``P = num_sections * H * W``.
+        num_sections: N.
+        section_shape: (H, W).
+        patch: window size (see :func:`patch_grid`).
+        observed: (P,) bool, pixels that count (default: all). Windows without an observed
+            pixel score NaN.
+
+    Returns:
+        ((N, T) float64 scores, the T windows of :func:`patch_grid`).
+    """
+    height, width = (int(v) for v in section_shape)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size != num_sections * height * width:
+        raise ValueError(
+            f"Expected `values` to hold num_sections * H * W = {num_sections} * {height} * "
+            f"{width} pixels, got {values.size}"
+        )
+    mask = (
+        np.ones(values.size, dtype=bool)
+        if observed is None
+        else np.asarray(observed, dtype=bool).ravel()
+    )
+    if mask.size != values.size:
+        raise ValueError(
+            f"Expected `observed` to have {values.size} entries like `values`, got {mask.size}"
+        )
+    grid = patch_grid(height, width, patch)
+    cube = np.where(mask, values, 0.0).reshape(num_sections, height, width)
+    seen = mask.reshape(num_sections, height, width)
+    scores = np.empty((num_sections, len(grid)))
+    for t, (row, col, h, w) in enumerate(grid):
+        window = np.s_[:, row : row + h, col : col + w]
+        counts = seen[window].sum(axis=(1, 2))
+        sums = cube[window].sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores[:, t] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return scores, grid
 
 
 def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -488,6 +568,30 @@ def section_uncertainty(
         ``{"entropy": (N,), "margin": (N,)}`` float64, as :func:`entropy_section_scores` and
         :func:`margin_section_scores` would give on the full probability array, in dataset order.
     """
+
+    maps = pixel_uncertainty(model, dataset, batch_size=batch_size, device=device)
+    return {name: value.reshape(len(value), -1).mean(axis=1) for name, value in maps.items()}
+
+
+def pixel_uncertainty(
+    model: Any,
+    dataset: Any,
+    *,
+    batch_size: int = 4,
+    device: str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Per-pixel entropy and one-minus-margin of a model's softmax over a dataset's items.
+
+    Args:
+        model: a module mapping (B, C_in, H, W) images to (B, C, H, W) logits.
+        dataset: items with ``image`` (C_in, H, W) tensors, all of one size (one view).
+        batch_size: items per forward pass.
+        device: torch device of the forward passes.
+
+    Returns:
+        ``{"entropy": (N, H, W), "margin": (N, H, W)}`` float64 in dataset order (margin:
+        1 - (top-1 - top-2) probability).
+    """
     import torch
     from torch.utils.data import DataLoader
 
@@ -499,13 +603,12 @@ def section_uncertainty(
             logits = model(batch["image"].to(device)).double()  # (B, C, H, W)
             log_p = torch.log_softmax(logits, dim=1)
             p = log_p.exp()
-            entropy.append((-(p * log_p).sum(dim=1)).flatten(1).mean(dim=1).cpu())
+            entropy.append((-(p * log_p).sum(dim=1)).cpu())
             top2 = p.topk(2, dim=1).values  # (B, 2, H, W)
-            margin.append((1.0 - (top2[:, 0] - top2[:, 1]).flatten(1).mean(dim=1)).cpu())
-    return {
-        "entropy": torch.cat(entropy).numpy() if entropy else np.zeros(0),
-        "margin": torch.cat(margin).numpy() if margin else np.zeros(0),
-    }
+            margin.append((1.0 - (top2[:, 0] - top2[:, 1])).cpu())
+    if not entropy:
+        return {"entropy": np.zeros((0, 0, 0)), "margin": np.zeros((0, 0, 0))}
+    return {"entropy": torch.cat(entropy).numpy(), "margin": torch.cat(margin).numpy()}
 
 
 # --------------------------------------------------------------------------- runs
@@ -607,8 +710,9 @@ def select_from_run(
     view: str | None = None,
     device: str = "cpu",
     spacing: int = 0,
+    patch: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rank the sections of a run's pool with a strategy and choose ``n`` to label next.
+    """Rank the sections (or windows of them) of a run's pool with a strategy; choose ``n``.
 
     Label-dynamics strategies (``switch``, ``gauss``, ``forgetting``) read the run's tracked
     statistics of the pool; ``entropy`` and ``margin`` run the final model over the pool's
@@ -625,18 +729,23 @@ def select_from_run(
         view: restrict the pool to one view.
         device: torch device for ``entropy``/``margin``.
         spacing: chosen sections of one (split, view) at least ``spacing`` section numbers
-            apart where the pool allows (see :func:`spaced_choice`; 0: no rule).
+            apart where the pool allows (see :func:`spaced_choice`; 0: no rule). With
+            ``patch``, it keeps apart the same window of nearby sections.
+        patch: (height, width): rank non-overlapping windows of the sections
+            (:func:`patch_grid`) by the mean score of their pixels, instead of whole sections.
 
     Returns:
         ``n`` rows (fewer when the pool is smaller) in choice order:
-        ``{"rank", "split", "view", "section", "score"}``.
+        ``{"rank", "split", "view", "section", "score"}``, with ``patch`` also the window's
+        ``"row"``, ``"col"``, ``"height"``, ``"width"``.
     """
     _check_strategy(strategy)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"Expected `n` to be a positive number of sections, got {n!r}")
+    patch = _check_patch(patch)
     run = _as_run(run)
     spaces = pool_spaces(run, pool, mode=mode, view=view)
-    keys: list[tuple[str, str, int]] = []
+    keys: list[tuple[str, str, int, tuple[int, int, int, int] | None]] = []
     groups: list[int] = []
     parts: list[np.ndarray] = []
     model = data = None
@@ -644,23 +753,23 @@ def select_from_run(
         model = load_final_model(run, device=device)
         data = _run_data(run)
     for split, space_view in spaces:
-        if strategy in ("entropy", "margin"):
-            dataset = data.dataset(split, space_view)
-            scores = section_uncertainty(model, dataset, device=device)[strategy]
-            sections = np.asarray(dataset.sections)
-        else:
-            stats = run.stats(mode, split, space_view)
-            num_sections = int(stats.meta["num_sections"])
-            observed = np.asarray(stats.observations) > 0
-            value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
-            all_scores = pixel_to_section_scores(
-                value, num_sections=num_sections, observed=observed
-            )
-            sections = np.flatnonzero(np.isfinite(all_scores))
-            scores = all_scores[sections]
-        keys.extend((split, space_view, int(s)) for s in sections)
-        groups.extend([len(parts)] * len(sections))
-        parts.append(np.asarray(scores, dtype=np.float64))
+        sections, scores, windows = _space_scores(
+            run,
+            strategy,
+            split,
+            space_view,
+            mode=mode,
+            patch=patch,
+            model=model,
+            data=data,
+            device=device,
+        )  # (S,), (S, T), T windows
+        finite = np.isfinite(scores)
+        for t, window in enumerate(windows):
+            rows = np.flatnonzero(finite[:, t])
+            keys.extend((split, space_view, int(sections[i]), window) for i in rows)
+            groups.extend([len(parts)] * rows.size)  # one group per space and window
+            parts.append(scores[rows, t])
     scores = np.concatenate(parts) if parts else np.zeros(0)
     if strategy == "random":
         scores = random_section_scores(scores.size, seed=seed)
@@ -673,16 +782,69 @@ def select_from_run(
         groups=np.asarray(groups, dtype=np.int64),
         spacing=spacing,
     )
-    return [
-        {
-            "rank": rank + 1,
-            "split": keys[i][0],
-            "view": keys[i][1],
-            "section": keys[i][2],
-            "score": float(scores[i]),
-        }
-        for rank, i in enumerate(chosen)
-    ]
+    out = []
+    for rank, i in enumerate(chosen):
+        split, space_view, section, window = keys[i]
+        row = {"rank": rank + 1, "split": split, "view": space_view, "section": section}
+        if window is not None:
+            row.update(zip(("row", "col", "height", "width"), window))
+        row["score"] = float(scores[i])
+        out.append(row)
+    return out
+
+
+def _check_patch(patch: Any) -> tuple[int, int] | None:
+    if patch is None:
+        return None
+    try:
+        ph, pw = (int(v) for v in patch)
+    except (TypeError, ValueError):
+        ph = pw = 0
+    if ph < 1 or pw < 1 or any(isinstance(v, bool) for v in patch):
+        raise ValueError(f"Expected `patch` to be (height, width) sizes >= 1, got {patch!r}")
+    return ph, pw
+
+
+def _space_scores(
+    run: Any,
+    strategy: str,
+    split: str,
+    view: str,
+    *,
+    mode: str,
+    patch: tuple[int, int] | None,
+    model: Any,
+    data: Any,
+    device: str,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int, int] | None]]:
+    """Scores of one pool space: (S,) section numbers, (S, T) scores of T windows (NaN where
+    nothing was observed), the windows (``[None]`` without ``patch``: whole sections)."""
+    if strategy in ("entropy", "margin"):
+        dataset = data.dataset(split, view)
+        sections = np.asarray(dataset.sections)
+        if patch is None:
+            scores = section_uncertainty(model, dataset, device=device)[strategy]
+            return sections, np.asarray(scores)[:, None], [None]
+        maps = pixel_uncertainty(model, dataset, device=device)[strategy]  # (S, H, W)
+        scores, windows = pixel_to_patch_scores(
+            maps.ravel(), num_sections=len(maps), section_shape=maps.shape[1:], patch=patch
+        )
+        return sections, scores, list(windows)
+    stats = run.stats(mode, split, view)
+    num_sections = int(stats.meta["num_sections"])
+    observed = np.asarray(stats.observations) > 0
+    value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
+    if patch is None:
+        scores = pixel_to_section_scores(value, num_sections=num_sections, observed=observed)
+        return np.arange(num_sections), scores[:, None], [None]
+    scores, windows = pixel_to_patch_scores(
+        value,
+        num_sections=num_sections,
+        section_shape=tuple(stats.meta["section_shape"]),
+        patch=patch,
+        observed=observed,
+    )
+    return np.arange(num_sections), scores, list(windows)
 
 
 def plot_selection(
@@ -692,6 +854,7 @@ def plot_selection(
     maps: list[np.ndarray | None] | None = None,
     titles: list[str] | None = None,
     map_label: str = "switch events",
+    boxes: list[tuple[int, int, int, int] | None] | None = None,
 ) -> None:
     """Save a figure of chosen sections: the image, and below it a per-pixel map if given.
 
@@ -701,13 +864,22 @@ def plot_selection(
         maps: one (H, W) per-pixel map (e.g. switch events) or None per section.
         titles: one title per section.
         map_label: colour-bar label of the maps.
+        boxes: one chosen window ``(row, col, height, width)`` or None per section, outlined
+            on the image and the map.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     from segforget.io import atomic_path
+
+    def outline(ax, box):
+        if box is not None:
+            row, col, height, width = box
+            corner = (col - 0.5, row - 0.5)
+            ax.add_patch(Rectangle(corner, width, height, fill=False, edgecolor="cyan", lw=1.5))
 
     n = len(images)
     if n == 0:
@@ -724,10 +896,12 @@ def plot_selection(
         top = axes[block * (2 if has_maps else 1), column]
         top.imshow(images[k], cmap="gray", aspect="auto")
         top.set_title(titles[k] if titles else f"#{k + 1}", fontsize=9)
+        outline(top, boxes[k] if boxes else None)
         if has_maps and maps[k] is not None:
             bottom = axes[block * 2 + 1, column]
             shown = bottom.imshow(maps[k], cmap="magma", aspect="auto", interpolation="nearest")
             fig.colorbar(shown, ax=bottom, fraction=0.046, label=map_label)
+            outline(bottom, boxes[k] if boxes else None)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
@@ -1139,20 +1313,24 @@ def write_selection(
     mode: str = "epoch",
     max_figure: int = 8,
 ) -> None:
-    """Write chosen sections as CSV (rank, split, view, section, score) and an optional figure.
+    """Write chosen sections as CSV (rank, split, view, section[, row, col, height, width],
+    score) and an optional figure.
 
     The figure shows the first ``max_figure`` chosen sections' seismic images and, when the run
-    tracked them, their per-pixel switch events.
+    tracked them, their per-pixel switch events; chosen windows (patch rows) are outlined.
     """
     from segforget.io import atomic_write_text
 
     run = _as_run(run)
-    atomic_write_text(csv_path, _csv_text(rows, ["rank", "split", "view", "section", "score"]))
+    columns = ["rank", "split", "view", "section"]
+    if rows and "row" in rows[0]:
+        columns += ["row", "col", "height", "width"]
+    atomic_write_text(csv_path, _csv_text(rows, [*columns, "score"]))
     if figure_path is None or not rows:
         return
     data = _run_data(run)
     tracked = {(s, v) for m, s, v in run.available_stats() if m == mode}
-    images, maps, titles = [], [], []
+    images, maps, titles, boxes = [], [], [], []
     for row in rows[:max_figure]:
         split, view, section = row["split"], row["view"], int(row["section"])
         image = data.seismic_sections(split, view, sections=[section])[0]
@@ -1166,5 +1344,10 @@ def write_selection(
                 height, width
             )
         maps.append(switch_map)
-        titles.append(f"#{row['rank']} {split} {view} {section}: {row['score']:.3g}")
-    plot_selection(images, figure_path, maps=maps, titles=titles)
+        box = None
+        if "row" in row:
+            box = (int(row["row"]), int(row["col"]), int(row["height"]), int(row["width"]))
+        boxes.append(box)
+        where = "" if box is None else f" @{box[0]},{box[1]}"
+        titles.append(f"#{row['rank']} {split} {view} {section}{where}: {row['score']:.3g}")
+    plot_selection(images, figure_path, maps=maps, titles=titles, boxes=boxes)

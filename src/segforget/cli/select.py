@@ -33,6 +33,22 @@ def _parse_list(text: str, name: str, cast: type = str) -> list:
         ) from exc
 
 
+def _parse_patch(text: str) -> tuple[int, int]:
+    """'H,W' or 'S' -> (H, W); sizes >= 1."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError(
+            f"Expected `--patch` to be 'H,W' or one size, integers >= 1 (e.g. 32,64), got {text!r}"
+        )
+    return sizes[0], sizes[1]
+
+
 @app.command("select")
 def select_command(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of segforget train."),
@@ -50,6 +66,11 @@ def select_command(
     device: str = typer.Option("cpu", help="Torch device for entropy/margin."),
     spacing: int = typer.Option(
         0, help="Chosen sections at least this many section numbers apart (0: no rule)."
+    ),
+    patch: str | None = typer.Option(
+        None,
+        help="Rank windows of the sections instead of whole sections: 'H,W' (or one size "
+        "for squares), e.g. 32,64.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
 ) -> None:
@@ -70,6 +91,7 @@ def select_command(
         raise ValueError(f"Expected `--n` to be a positive number of sections, got {n}")
     if spacing < 0:
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
+    window = None if patch is None else _parse_patch(patch)
     _check_run_dir(run_dir)
     csv_path = out if out is not None else run_dir / "select" / f"{strategy}_{pool}.csv"
     if csv_path.suffix.lower() != ".csv":
@@ -89,12 +111,16 @@ def select_command(
         view=view,
         device=device,
         spacing=spacing,
+        patch=window,
     )
     write_selection(run, rows, csv_path=csv_path, figure_path=figure_path, mode=mode)
     for row in rows:
+        where = ""
+        if "row" in row:
+            where = f"  rows {row['row']}+{row['height']} cols {row['col']}+{row['width']}"
         typer.echo(
             f"{row['rank']:>4}  {row['split']:>8} {row['view']:>10} {row['section']:>5}  "
-            f"{row['score']:.4g}"
+            f"{row['score']:.4g}{where}"
         )
     typer.echo(f"wrote {csv_path} and {figure_path}")
 
