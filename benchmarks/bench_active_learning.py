@@ -43,6 +43,11 @@ def parse_args() -> argparse.Namespace:
         default=0,
         help="Chosen sections at least this many section numbers apart (0: no rule).",
     )
+    parser.add_argument(
+        "--patch",
+        default=None,
+        help="Label H,W windows instead of whole sections (--initial/--budget count windows).",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="Also write the curves as JSON.")
@@ -69,6 +74,7 @@ def main() -> None:
         steps_per_epoch=args.steps,
         track_warmup=args.track_warmup,
         spacing=args.spacing,
+        patch=None if args.patch is None else tuple(int(v) for v in args.patch.split(",")),
         device=args.device,
         on_round=lambda s, seed, r, n, m: print(f"  {s:<10} seed {seed} labeled {n:>3}: {m:.4f}"),
     )

@@ -389,3 +389,81 @@ def test_test_sections_observed_after_the_warmup(tiny_run):
         observations = np.asarray(stats.observations)
         assert observations.max() == 2 and (observations > 0).mean() > 0.9
         assert stats.meta["warmup_epochs"] == 1 and stats.meta["epochs"] == 3
+
+
+def test_al_sim_windows_train_only_on_labeled_windows(tiny_f3, tmp_path):
+    """--patch: units are windows; a partly labeled section trains with the other pixels
+    ignored; acquisitions are unlabeled windows; the curve counts windows."""
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    h, w = data.space("train", data.views[0]).section_shape
+    units = al._WindowUnits(np.arange(10), (h, w), (8, 8))
+    assert (
+        units.per_section == len(al.patch_grid(h, w, (8, 8)))
+        and units.count == 10 * units.per_section
+    )
+    labeled = np.array([0, units.per_section + 1])  # window 0 of section 0, window 1 of section 1
+    sections, tracked, masks = units.training(labeled, np.setdiff1d(units.all, labeled))
+    assert sections.tolist() == [0, 1] and tracked.tolist() == list(range(10))
+    r, c, ph, pw = al.patch_grid(h, w, (8, 8))[1]
+    expected = np.zeros((h, w), bool)
+    expected[r : r + ph, c : c + pw] = True
+    assert np.array_equal(masks[1], expected) and masks[0].sum() == 8 * min(8, w)
+    # The masked labels, after the flip transform, are exactly the labeled window (flipped).
+    from segforget.data.transforms import HorizontalFlip
+
+    flip = HorizontalFlip(p=1.0)
+    item = data.dataset("train", data.views[0], sections=[1])[0]
+    out = al._MaskThenFlip(masks, flip, 255)(item)
+    kept = out["label"].numpy() != 255
+    assert np.array_equal(kept, expected[:, ::-1])
+    assert np.array_equal(out["label"].numpy()[kept], item["label"].numpy()[:, ::-1][kept])
+
+    out_dir = tmp_path / "alw"
+    args = ["al-sim", "--data", f"f3:{tiny_f3}", "--strategies", "switch,entropy,random"]
+    args += ["--rounds", 1, "--budget", 3, "--initial", 4, "--seeds", "0", "--epochs", 2]
+    args += ["--steps", 1, "--patch", "8", "--out", out_dir]
+    result = run_cli(args)
+    assert result.code == 0, result.stderr
+    curves = json.loads((out_dir / "curves.json").read_text())
+    assert curves["config"]["patch"] == [8, 8]
+    assert curves["curves"]["switch"]["labeled"] == [4, 7]
+    assert "(labeled 8x8 windows)" in result.stdout
+    assert_user_error(
+        run_cli([*args[:-4], "--patch", "0", "--out", tmp_path / "bad"]),
+        "Expected `--patch` to be 'H,W' or one size",
+    )
+
+
+def test_window_acquisition_scores_match_window_means(tiny_f3):
+    """A switch acquisition picks the unlabeled windows with the highest mean switch count."""
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    view = data.views[0]
+    h, w = data.space("train", view).section_shape
+    units = al._WindowUnits(np.arange(10), (h, w), (6, 5))
+    labeled = np.array([0, 3, 7])
+    pool = np.setdiff1d(units.all, labeled)
+    sections, tracked, masks = units.training(labeled, pool)
+    settings = al.RoundTraining(epochs=3, steps_per_epoch=1, batch_size=2, track_warmup=0)
+    model, stats = al._train_on_sections(
+        data, view, sections, tracked, track=True, seed=0, settings=settings, label_masks=masks
+    )
+    chosen = units.acquire(
+        "switch", data, view, pool, 4, model=model, stats=stats, seed=0, device="cpu"
+    )
+    switches = np.asarray(stats.switch_events).reshape(-1, h, w)
+    seen = np.asarray(stats.observations).reshape(-1, h, w) > 0
+    reference = {}
+    for unit in pool.tolist():
+        section, t = divmod(unit, units.per_section)
+        r, c, ph, pw = units.windows[t]
+        window = np.s_[section, r : r + ph, c : c + pw]
+        if seen[window].any():
+            reference[unit] = switches[window][seen[window]].mean()
+    best = sorted(reference, key=lambda u: (-reference[u], u))[:4]
+    assert chosen.tolist() == best

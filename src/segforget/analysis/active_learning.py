@@ -947,9 +947,13 @@ def _train_on_sections(
     track: bool,
     seed: int,
     settings: RoundTraining,
+    label_masks: dict[int, np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
     """Train a fresh model on the labeled sections; track the pool after every epoch past
     ``settings.track_warmup`` if asked.
+
+    With ``label_masks`` (section number -> (H, W) bool, the labeled windows), only those
+    pixels of a section keep their label; the rest are ignored by the loss.
 
     Each epoch is ``steps_per_epoch`` batches drawn with replacement from the labeled sections,
     so that every round trains the same number of steps whatever the labeled-set size (small
@@ -981,7 +985,10 @@ def _train_on_sections(
     # Own generators for flips and order: the pool passes must not shift the training randomness,
     # so that strategies differ only by the sections they chose.
     flip = HorizontalFlip(generator=torch.Generator().manual_seed(seed + 1))
-    train_set = data.dataset("train", view, sections=labeled, transform=flip)
+    transform = flip
+    if label_masks is not None:
+        transform = _MaskThenFlip(label_masks, flip, data.ignore_index)
+    train_set = data.dataset("train", view, sections=labeled, transform=transform)
     sampler = RandomSampler(
         train_set, replacement=True, num_samples=steps_per_epoch * batch_size, generator=generator
     )
@@ -1012,6 +1019,24 @@ def _train_on_sections(
     model.eval()
     stats = tracker.compute() if tracker is not None else None
     return model, stats
+
+
+class _MaskThenFlip:
+    """Transform: labels outside a section's labeled windows become ``ignore_index``, then the
+    flip (so the mask follows the section, not the flipped item)."""
+
+    def __init__(self, masks: dict[int, np.ndarray], flip: Any, ignore_index: int) -> None:
+        import torch
+
+        self.masks = {int(k): torch.as_tensor(v, dtype=torch.bool) for k, v in masks.items()}
+        self.flip, self.ignore_index = flip, ignore_index
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        out = dict(item)
+        out["label"] = item["label"].masked_fill(
+            ~self.masks[int(item["section"])], self.ignore_index
+        )
+        return self.flip(out)
 
 
 def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
@@ -1063,6 +1088,112 @@ def _acquire(
     return pool[chosen]
 
 
+class _SectionUnits:
+    """al-sim labels whole sections: a unit is a section number."""
+
+    name = "sections"
+
+    def __init__(self, train_sections: np.ndarray) -> None:
+        self.all = train_sections
+        self.count = int(train_sections.size)
+
+    def start(self, rng: np.random.Generator, initial: int) -> np.ndarray:
+        return np.sort(rng.choice(self.all, size=initial, replace=False))
+
+    def training(
+        self, labeled: np.ndarray, pool: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, None]:
+        """(sections to train on, sections to track, label masks)."""
+        return labeled, pool, None
+
+    def acquire(self, strategy: str, data: Any, view: str, pool: np.ndarray, budget: int, **kw):
+        return _acquire(strategy, data, view, pool, budget, **kw)
+
+
+class _WindowUnits:
+    """al-sim labels windows of sections: unit ``u`` is window ``u % T`` of training section
+    ``u // T`` (T windows per section, :func:`patch_grid`)."""
+
+    name = "windows"
+
+    def __init__(
+        self, train_sections: np.ndarray, section_shape: tuple[int, int], patch: tuple[int, int]
+    ) -> None:
+        self.sections = train_sections
+        self.shape = (int(section_shape[0]), int(section_shape[1]))
+        self.patch = patch
+        self.windows = patch_grid(*self.shape, patch)
+        self.per_section = len(self.windows)
+        self.count = int(train_sections.size) * self.per_section
+        self.all = np.arange(self.count, dtype=np.int64)
+
+    def start(self, rng: np.random.Generator, initial: int) -> np.ndarray:
+        return np.sort(rng.choice(self.count, size=initial, replace=False))
+
+    def training(
+        self, labeled: np.ndarray, pool: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        masks: dict[int, np.ndarray] = {}
+        for unit in labeled.tolist():
+            section = int(self.sections[unit // self.per_section])
+            row, col, h, w = self.windows[unit % self.per_section]
+            mask = masks.setdefault(section, np.zeros(self.shape, dtype=bool))
+            mask[row : row + h, col : col + w] = True
+        tracked = np.unique(self.sections[pool // self.per_section])
+        return np.asarray(sorted(masks), dtype=np.int64), tracked, masks
+
+    def acquire(
+        self,
+        strategy: str,
+        data: Any,
+        view: str,
+        pool: np.ndarray,
+        budget: int,
+        *,
+        model: Any,
+        stats: Any,
+        seed: int,
+        device: str,
+        spacing: int = 0,
+        labeled: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Choose ``budget`` unlabeled windows (unit numbers) from ``pool``."""
+        if strategy == "random":
+            scores = random_section_scores(pool.size, seed=seed)
+        else:
+            if strategy in ("entropy", "margin"):
+                dataset = data.dataset("train", view, sections=self.sections)
+                values = pixel_uncertainty(model, dataset, device=device)[strategy].ravel()
+                num_sections, observed = self.sections.size, None
+            else:
+                values = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
+                num_sections = data.space("train", view).num_sections
+                observed = np.asarray(stats.observations) > 0
+            per_window, _ = pixel_to_patch_scores(
+                values,
+                num_sections=num_sections,
+                section_shape=self.shape,
+                patch=self.patch,
+                observed=observed,
+            )  # (sections, T)
+            if strategy not in ("entropy", "margin"):
+                per_window = per_window[self.sections]  # rows of the training sections
+            scores = per_window.ravel()[pool]
+        labeled = np.zeros(0, np.int64) if labeled is None else labeled
+        chosen = select_sections(
+            scores,
+            budget,
+            strategy=strategy,
+            seed=seed,
+            positions=self.sections[pool // self.per_section],
+            groups=pool % self.per_section,
+            spacing=spacing,
+            taken=self.sections[labeled // self.per_section],
+            taken_groups=labeled % self.per_section,
+        )
+        return pool[chosen]
+
+
 def default_track_warmup(epochs: int) -> int:
     """Pool observations skipped at the start of an al-sim round: the first third of the
     epochs, keeping at least two observations (``epochs >= 2``)."""
@@ -1085,6 +1216,7 @@ def simulate_active_learning(
     lr: float = 3e-3,
     track_warmup: int | None = None,
     spacing: int = 0,
+    patch: tuple[int, int] | None = None,
     device: str = "cpu",
     on_round: Any = None,
 ) -> dict[str, Any]:
@@ -1119,6 +1251,10 @@ def simulate_active_learning(
         spacing: every strategy chooses sections at least ``spacing`` section numbers apart
             from each other and from the labeled ones, where the pool allows
             (:func:`spaced_choice`; 0: the strategy's own top choice).
+        patch: (height, width): label windows of the sections (:func:`patch_grid`) instead of
+            whole sections; ``initial`` and ``budget`` then count windows, a window scores
+            the mean of its pixels, and a partly labeled section trains with its other pixels
+            ignored. With ``spacing``, the same window of nearby sections is kept apart.
         device: torch device.
         on_round: optional callback ``(strategy, seed, round, labeled, miou)``.
 
@@ -1164,10 +1300,16 @@ def simulate_active_learning(
         raise ValueError(f"Expected `spacing` to be an integer >= 0, got {spacing!r}")
     view = data.views[0] if view is None else data.check_view(view)
     train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
+    patch = _check_patch(patch)
+    units: _SectionUnits | _WindowUnits
+    if patch is None:
+        units = _SectionUnits(train_sections)
+    else:
+        units = _WindowUnits(train_sections, tuple(data.space("train", view).section_shape), patch)
     needed = initial + rounds * budget
-    if needed > train_sections.size:
+    if needed > units.count:
         raise ValueError(
-            f"Expected initial + rounds * budget <= {train_sections.size} training sections "
+            f"Expected initial + rounds * budget <= {units.count} training {units.name} "
             f"of view {view!r}, got {initial} + {rounds} * {budget} = {needed}; "
             "lower --rounds or --budget"
         )
@@ -1184,8 +1326,7 @@ def simulate_active_learning(
     labeled_counts = [initial + r * budget for r in range(rounds + 1)]
     any_tracked = any(s in _TRACKED for s in strategies)
     for seed in seeds:
-        rng = np.random.default_rng([int(seed), 7])
-        start = np.sort(rng.choice(train_sections, size=initial, replace=False))
+        start = units.start(np.random.default_rng([int(seed), 7]), initial)
         # Training depends only on (seed, round, labeled set): strategies that chose the same
         # sections (always so in round 0) share one trained model instead of retraining it.
         cache: dict[tuple[int, bytes], tuple[Any, Any, float]] = {}
@@ -1193,20 +1334,22 @@ def simulate_active_learning(
             labeled = start.copy()
             curve: list[float] = []
             for round_index in range(rounds + 1):
-                pool = np.setdiff1d(train_sections, labeled)
+                pool = np.setdiff1d(units.all, labeled)
                 last = round_index == rounds
                 key = (round_index, labeled.tobytes())
                 cached = cache.get(key)
                 needs_stats = strategy in _TRACKED and not last
                 if cached is None or (needs_stats and cached[1] is None):
+                    sections, tracked, masks = units.training(labeled, pool)
                     trained, stats = _train_on_sections(
                         data,
                         view,
-                        labeled,
-                        pool,
+                        sections,
+                        tracked,
                         track=(needs_stats or (round_index == 0 and any_tracked)) and not last,
                         seed=int(seed) * 1000 + round_index,
                         settings=settings,
+                        label_masks=masks,
                     )
                     cache[key] = (trained, stats, _test_miou(data, view, trained, device=device))
                 trained, stats, miou = cache[key]
@@ -1214,7 +1357,7 @@ def simulate_active_learning(
                 if on_round is not None:
                     on_round(strategy, seed, round_index, int(labeled.size), miou)
                 if not last:
-                    chosen = _acquire(
+                    chosen = units.acquire(
                         strategy,
                         data,
                         view,
@@ -1261,6 +1404,7 @@ def simulate_active_learning(
         "lr": lr,
         "track_warmup": int(track_warmup),
         "spacing": int(spacing),
+        "patch": None if patch is None else list(patch),
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves, "paired": paired}

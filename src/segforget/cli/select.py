@@ -154,6 +154,11 @@ def al_sim_command(
         help="Chosen sections at least this many section numbers apart from each other and "
         "from the labeled ones (0: no rule).",
     ),
+    patch: str | None = typer.Option(
+        None,
+        help="Label windows of the sections instead of whole sections: 'H,W' (or one size); "
+        "--initial and --budget then count windows.",
+    ),
     device: str = typer.Option("cpu", help="Torch device."),
     out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
@@ -185,6 +190,7 @@ def al_sim_command(
         )
     if spacing < 0:
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
+    window = None if patch is None else _parse_patch(patch)
     _check_free(out, force)
     spec = data if data is not None else f"synthetic:{preset}"
     total = len(names) * len(seed_list) * (rounds + 1)
@@ -209,6 +215,7 @@ def al_sim_command(
             lr=lr,
             track_warmup=track_warmup,
             spacing=spacing,
+            patch=window,
             device=device,
             on_round=on_round,
         )
@@ -216,7 +223,8 @@ def al_sim_command(
         atomic_write_json(Path(tmp) / "curves.json", result)
         plot_learning_curves(result, Path(tmp) / "curves.png")
     labeled = result["curves"][names[0]]["labeled"]
-    typer.echo("strategy      " + "  ".join(f"{n:>13}" for n in labeled) + "   (labeled sections)")
+    unit = "sections" if window is None else f"{window[0]}x{window[1]} windows"
+    typer.echo("strategy      " + "  ".join(f"{n:>13}" for n in labeled) + f"   (labeled {unit})")
     for name, curve in result["curves"].items():
         cells = "  ".join(
             f"{m:.3f} ± {s:.3f}" for m, s in zip(curve["miou_mean"], curve["miou_std"])
