@@ -556,19 +556,13 @@ def section_uncertainty(
     batch_size: int = 4,
     device: str = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Entropy and margin section scores of a model's softmax over every item of a dataset.
-
-    Args:
-        model: a module mapping (B, C_in, H, W) images to (B, C, H, W) logits.
-        dataset: items with ``image`` (C_in, H, W) tensors, all of one size (one view).
-        batch_size: items per forward pass.
-        device: torch device of the forward passes.
+    """Entropy and margin section scores of a model's softmax over every item of a dataset:
+    the section means of :func:`pixel_uncertainty` (same arguments).
 
     Returns:
         ``{"entropy": (N,), "margin": (N,)}`` float64, as :func:`entropy_section_scores` and
         :func:`margin_section_scores` would give on the full probability array, in dataset order.
     """
-
     maps = pixel_uncertainty(model, dataset, batch_size=batch_size, device=device)
     return {name: value.reshape(len(value), -1).mean(axis=1) for name, value in maps.items()}
 

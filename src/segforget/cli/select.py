@@ -55,7 +55,7 @@ def select_command(
     strategy: str = typer.Option(
         "switch", help="switch, gauss, forgetting, entropy, margin or random."
     ),
-    n: int = typer.Option(8, "--n", help="Number of sections to choose."),
+    n: int = typer.Option(8, "--n", help="Number of sections (windows with --patch) to choose."),
     pool: str = typer.Option("test", help="'test' (all tracked test splits) or one split name."),
     view: str | None = typer.Option(None, help="Restrict the pool to one view."),
     seed: int = typer.Option(0, help="Seed of gauss and random."),
