@@ -1405,7 +1405,7 @@ def simulate_active_learning(
 
 
 def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Save test mIoU vs labeled sections, mean line and +-std band per strategy."""
+    """Save test mIoU vs labeled sections (or windows), mean line and +-std band per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1420,7 +1420,9 @@ def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -
         ax.plot(x, mean, marker="o", label=strategy)
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     config = result["config"]
-    ax.set_xlabel(f"labeled {config['view']} sections")
+    patch = config.get("patch")
+    unit = "sections" if not patch else f"{patch[0]} x {patch[1]} windows"
+    ax.set_xlabel(f"labeled {config['view']} {unit}")
     ax.set_ylabel("test mIoU")
     ax.set_title(f"{config['data']}: mean ± std over {len(config['seeds'])} seeds", fontsize=10)
     ax.grid(alpha=0.3)
