@@ -279,8 +279,8 @@ def test_al_sim_spacing_keeps_acquired_sections_apart(tiny_f3):
     picks = []
     original = al._acquire
 
-    def spy(strategy, data, view, pool, budget, **kw):
-        chosen = original(strategy, data, view, pool, budget, **kw)
+    def spy(units, strategy, data, view, pool, budget, **kw):
+        chosen = original(units, strategy, data, view, pool, budget, **kw)
         picks.append((strategy, kw["labeled"].copy(), chosen))
         return chosen
 
@@ -453,8 +453,8 @@ def test_window_acquisition_scores_match_window_means(tiny_f3):
     model, stats = al._train_on_sections(
         data, view, sections, tracked, track=True, seed=0, settings=settings, label_masks=masks
     )
-    chosen = units.acquire(
-        "switch", data, view, pool, 4, model=model, stats=stats, seed=0, device="cpu"
+    chosen = al._acquire(
+        units, "switch", data, view, pool, 4, model=model, stats=stats, seed=0, device="cpu"
     )
     switches = np.asarray(stats.switch_events).reshape(-1, h, w)
     seen = np.asarray(stats.observations).reshape(-1, h, w) > 0
@@ -466,4 +466,37 @@ def test_window_acquisition_scores_match_window_means(tiny_f3):
         if seen[window].any():
             reference[unit] = switches[window][seen[window]].mean()
     best = sorted(reference, key=lambda u: (-reference[u], u))[:4]
+    assert chosen.tolist() == best
+
+
+def test_window_entropy_acquisition_matches_the_models_pixels(tiny_f3):
+    """An entropy acquisition of windows picks the highest window means of the model's
+    per-pixel entropy over the training sections."""
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    view = data.views[0]
+    h, w = data.space("train", view).section_shape
+    sections = np.asarray(data.sections("train", view))
+    units = al._WindowUnits(sections, (h, w), (6, 5))
+    labeled = np.array([1, 2, 5])
+    pool = np.setdiff1d(units.all, labeled)
+    settings = al.RoundTraining(epochs=1, steps_per_epoch=1, batch_size=2)
+    model, _ = al._train_on_sections(
+        data, view, sections[:2], pool, track=False, seed=0, settings=settings
+    )
+    chosen = al._acquire(
+        units, "entropy", data, view, pool, 5, model=model, stats=None, seed=0, device="cpu"
+    )
+    images = torch.stack([item["image"] for item in data.dataset("train", view)])
+    with torch.no_grad():
+        p = torch.softmax(model(images).double(), dim=1).numpy()
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)  # (S, H, W)
+    reference = {}
+    for unit in pool.tolist():
+        index, t = divmod(unit, units.per_section)
+        r, c, ph, pw = units.windows[t]
+        reference[unit] = entropy[index, r : r + ph, c : c + pw].mean()
+    best = sorted(reference, key=lambda u: (-reference[u], u))[:5]
     assert chosen.tolist() == best

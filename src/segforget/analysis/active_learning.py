@@ -1048,6 +1048,7 @@ def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
 
 
 def _acquire(
+    units: _SectionUnits | _WindowUnits,
     strategy: str,
     data: Any,
     view: str,
@@ -1061,23 +1062,28 @@ def _acquire(
     spacing: int = 0,
     labeled: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Choose ``budget`` section numbers from ``pool`` with ``strategy``, ``spacing`` apart
-    from each other and from the ``labeled`` sections (see :func:`spaced_choice`)."""
+    """Choose ``budget`` units (sections or windows) from ``pool`` with ``strategy``, ``spacing``
+    apart from each other and from the ``labeled`` units (see :func:`spaced_choice`)."""
     if strategy == "random":
         scores = random_section_scores(pool.size, seed=seed)
     elif strategy in ("entropy", "margin"):
-        scores = section_uncertainty(
-            model, data.dataset("train", view, sections=pool), device=device
-        )[strategy]
+        scores = units.uncertainty_scores(strategy, data, view, pool, model=model, device=device)
     else:
         value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
-        num_sections = data.space("train", view).num_sections
-        all_scores = pixel_to_section_scores(
-            value, num_sections=num_sections, observed=np.asarray(stats.observations) > 0
-        )
-        scores = all_scores[pool]
+        observed = np.asarray(stats.observations) > 0
+        scores = units.pixel_scores(value, observed, data.space("train", view).num_sections, pool)
+    positions, groups = units.place(pool)
+    taken, taken_groups = units.place(np.zeros(0, np.int64) if labeled is None else labeled)
     chosen = select_sections(
-        scores, budget, strategy=strategy, seed=seed, positions=pool, spacing=spacing, taken=labeled
+        scores,
+        budget,
+        strategy=strategy,
+        seed=seed,
+        positions=positions,
+        groups=groups,
+        spacing=spacing,
+        taken=taken,
+        taken_groups=taken_groups,
     )
     return pool[chosen]
 
@@ -1100,8 +1106,22 @@ class _SectionUnits:
         """(sections to train on, sections to track, label masks)."""
         return labeled, pool, None
 
-    def acquire(self, strategy: str, data: Any, view: str, pool: np.ndarray, budget: int, **kw):
-        return _acquire(strategy, data, view, pool, budget, **kw)
+    def place(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(section number, spacing group) of every unit: all sections share one group."""
+        return units, np.zeros(units.size, np.int64)
+
+    def uncertainty_scores(
+        self, strategy: str, data: Any, view: str, pool: np.ndarray, *, model: Any, device: str
+    ) -> np.ndarray:
+        """(len(pool),) entropy or margin section scores of the round's model."""
+        dataset = data.dataset("train", view, sections=pool)
+        return section_uncertainty(model, dataset, device=device)[strategy]
+
+    def pixel_scores(
+        self, values: np.ndarray, observed: np.ndarray, num_sections: int, pool: np.ndarray
+    ) -> np.ndarray:
+        """(len(pool),) means of a per-pixel statistic of the train space over observed pixels."""
+        return pixel_to_section_scores(values, num_sections=num_sections, observed=observed)[pool]
 
 
 class _WindowUnits:
@@ -1127,6 +1147,7 @@ class _WindowUnits:
     def training(
         self, labeled: np.ndarray, pool: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """(sections to train on, sections to track, labeled-window mask per section)."""
         masks: dict[int, np.ndarray] = {}
         for unit in labeled.tolist():
             section = int(self.sections[unit // self.per_section])
@@ -1136,56 +1157,37 @@ class _WindowUnits:
         tracked = np.unique(self.sections[pool // self.per_section])
         return np.asarray(sorted(masks), dtype=np.int64), tracked, masks
 
-    def acquire(
-        self,
-        strategy: str,
-        data: Any,
-        view: str,
-        pool: np.ndarray,
-        budget: int,
-        *,
-        model: Any,
-        stats: Any,
-        seed: int,
-        device: str,
-        spacing: int = 0,
-        labeled: np.ndarray | None = None,
+    def place(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(section number, spacing group) of every unit: one group per window position, so
+        spacing keeps the same window of nearby sections apart."""
+        return self.sections[units // self.per_section], units % self.per_section
+
+    def uncertainty_scores(
+        self, strategy: str, data: Any, view: str, pool: np.ndarray, *, model: Any, device: str
     ) -> np.ndarray:
-        """Choose ``budget`` unlabeled windows (unit numbers) from ``pool``."""
-        if strategy == "random":
-            scores = random_section_scores(pool.size, seed=seed)
-        else:
-            if strategy in ("entropy", "margin"):
-                dataset = data.dataset("train", view, sections=self.sections)
-                values = pixel_uncertainty(model, dataset, device=device)[strategy].ravel()
-                num_sections, observed = self.sections.size, None
-            else:
-                values = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
-                num_sections = data.space("train", view).num_sections
-                observed = np.asarray(stats.observations) > 0
-            per_window, _ = pixel_to_patch_scores(
-                values,
-                num_sections=num_sections,
-                section_shape=self.shape,
-                patch=self.patch,
-                observed=observed,
-            )  # (sections, T)
-            if strategy not in ("entropy", "margin"):
-                per_window = per_window[self.sections]  # rows of the training sections
-            scores = per_window.ravel()[pool]
-        labeled = np.zeros(0, np.int64) if labeled is None else labeled
-        chosen = select_sections(
-            scores,
-            budget,
-            strategy=strategy,
-            seed=seed,
-            positions=self.sections[pool // self.per_section],
-            groups=pool % self.per_section,
-            spacing=spacing,
-            taken=self.sections[labeled // self.per_section],
-            taken_groups=labeled % self.per_section,
+        """(len(pool),) window means of the round's per-pixel entropy or margin."""
+        dataset = data.dataset("train", view, sections=self.sections)
+        values = pixel_uncertainty(model, dataset, device=device)[strategy]  # (S, H, W)
+        return self._window_means(values.ravel(), None, self.sections.size).ravel()[pool]
+
+    def pixel_scores(
+        self, values: np.ndarray, observed: np.ndarray, num_sections: int, pool: np.ndarray
+    ) -> np.ndarray:
+        """(len(pool),) window means of a per-pixel statistic of the train space."""
+        per_window = self._window_means(values, observed, num_sections)  # (space sections, T)
+        return per_window[self.sections].ravel()[pool]
+
+    def _window_means(
+        self, values: np.ndarray, observed: np.ndarray | None, num_sections: int
+    ) -> np.ndarray:
+        per_window, _ = pixel_to_patch_scores(
+            values,
+            num_sections=num_sections,
+            section_shape=self.shape,
+            patch=self.patch,
+            observed=observed,
         )
-        return pool[chosen]
+        return per_window
 
 
 def default_track_warmup(epochs: int) -> int:
@@ -1351,7 +1353,8 @@ def simulate_active_learning(
                 if on_round is not None:
                     on_round(strategy, seed, round_index, int(labeled.size), miou)
                 if not last:
-                    chosen = units.acquire(
+                    chosen = _acquire(
+                        units,
                         strategy,
                         data,
                         view,
