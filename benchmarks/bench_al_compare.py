@@ -75,7 +75,7 @@ def load_runs(
 
 
 def main() -> None:
-    from segforget.compare import paired_differences
+    from segforget.compare import format_p, paired_differences
 
     args = parse_args()
     runs, seeds, labeled = load_runs(args.run)
@@ -103,7 +103,7 @@ def main() -> None:
         values = [runs[x.split("@")[1]][x.split("@")[0]] for x in (a, b)]
         paired = paired_differences(values[0][:, 1:], values[1][:, 1:])  # round 0 is shared
         cells = "  ".join(
-            f"{m:+.3f} ± {s:.3f}, {w}/{paired['seeds']}, p {'< 0.001' if p < 0.001 else f'{p:.3f}'}"
+            f"{m:+.3f} ± {s:.3f}, {w}/{paired['seeds']}, {format_p(p)}"
             for m, s, w, p in zip(paired["mean"], paired["std"], paired["wins"], paired["p"])
         )
         print(f"{a + ' - ' + b:<34}{cells}")

@@ -118,3 +118,12 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     # +0.05, +0.2, -0.4: mean -0.05, sample std sqrt(0.195 / 2) = 0.312, 2 of 3 won
     assert "-0.050 ± 0.312, 2/3" in lines["switch@b - switch@a"]
     assert "0.733 ± 0.125" in lines["switch@a"]  # mean, population std of 0.6, 0.7, 0.9
+    # one seed: no t-test, the table says so instead of failing
+    done = subprocess.run(
+        [sys.executable, str(script), "--run", "one=a2.json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "+0.300 ± 0.000, 1/1, p n/a" in done.stdout  # switch 0.9 - entropy 0.6

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from segforget.compare import paired_differences
+from segforget.compare import format_p, paired_differences
 
 
 def test_paired_t_test_by_hand_and_against_scipy():
@@ -36,3 +36,12 @@ def test_lower_is_better_counts_seeds_with_smaller_values():
         paired_differences([[1.0]], [[1.0], [2.0]])
     with pytest.raises(ValueError, match=r"one value per seed pass shape \(seeds, 1\)"):
         paired_differences([1.0, 2.0], [1.0, 3.0])
+
+
+def test_format_p():
+    assert [format_p(p) for p in (None, 0.0004, 0.001, 0.0344)] == [
+        "p n/a",
+        "p < 0.001",
+        "p 0.001",
+        "p 0.034",
+    ]

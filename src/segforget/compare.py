@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["paired_differences"]
+__all__ = ["paired_differences", "format_p"]
 
 
 def _paired_t_p_values(diff: np.ndarray) -> list[float | None]:
@@ -70,3 +70,10 @@ def paired_differences(
         "p": _paired_t_p_values(diff),
         "seeds": int(diff.shape[0]),
     }
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as the tables print it: ``p 0.034``, ``p < 0.001``, or ``p n/a`` (one seed)."""
+    if p is None:
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"

@@ -2,7 +2,8 @@
 
 Every file the project writes goes through these helpers: the content is written to a temporary
 name in the same directory, flushed to disk, then renamed over the target (``os.replace`` is
-atomic on POSIX within one file system).
+atomic on POSIX within one file system). :func:`cache_dir` is where generated files that can
+be rebuilt (synthetic surveys, the compiled tracker kernel) are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +29,18 @@ __all__ = [
     "atomic_directory",
     "to_jsonable",
     "is_temporary",
+    "cache_dir",
 ]
+
+
+def cache_dir() -> Path:
+    """Root of segforget's cache: ``$SEGFORGET_CACHE``, else ``$XDG_CACHE_HOME/segforget``,
+    else ``~/.cache/segforget``."""
+    configured = os.environ.get("SEGFORGET_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base).expanduser() if base else Path.home() / ".cache") / "segforget"
 
 
 def _current_umask() -> int:

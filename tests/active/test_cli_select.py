@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -88,6 +89,23 @@ def test_select_cli_spacing_keeps_chosen_sections_apart(tiny_run, tmp_path):
     assert_user_error(
         run_cli(["select", tiny_run, "--spacing", -1, "--out", tmp_path / "bad.csv"]),
         "Expected `--spacing` to be an integer >= 0",
+    )
+
+
+def test_select_cli_default_names_keep_sections_and_windows_apart(tiny_run, tmp_path):
+    """Without --out, a window selection gets its own file: it never collides with (or needs
+    --force over) the section selection of the same strategy and pool."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    assert run_cli(["select", run_dir, "--n", 2]).code == 0
+    result = run_cli(["select", run_dir, "--n", 2, "--patch", "8,6"])
+    assert result.code == 0, result.stderr
+    sections = read_csv(run_dir / "select" / "switch_test.csv")
+    windows = read_csv(run_dir / "select" / "switch_test_8x6.csv")
+    assert "row" not in sections[0] and "row" in windows[0] and len(windows) == 2
+    assert (run_dir / "select" / "switch_test_8x6.png").read_bytes()[:4] == PNG
+    assert_user_error(
+        run_cli(["select", run_dir, "--n", 2, "--patch", "8,6"]), "pass --force to replace it"
     )
 
 

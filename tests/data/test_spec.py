@@ -71,3 +71,22 @@ def test_split_options_are_checked(cache):
         load_data("synthetic:small", val_fraction=-0.1)
     with pytest.raises(TypeError, match=r"Expected `seed` to be an int"):
         load_data("synthetic:small", seed=0.5)
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    """$SEGFORGET_CACHE, else $XDG_CACHE_HOME/segforget, else ~/.cache/segforget; the synthetic
+    surveys and the compiled kernel share this one root."""
+    from segforget.data.spec import synthetic_cache_path
+    from segforget.dynamics import _native
+    from segforget.io import cache_dir
+
+    monkeypatch.delenv("SEGFORGET_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "segforget"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "segforget"
+    monkeypatch.setenv("SEGFORGET_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+    assert synthetic_cache_path("small", 3).parent == tmp_path / "mine" / "synthetic"
+    assert _native.cache_dir is cache_dir

@@ -1,6 +1,7 @@
 """Independent reference for the tracker: plain Python over explicit per-pixel sequences.
 
-Written from DESIGN.md "Tracker semantics" only; shares no code with segforget.dynamics.
+Written from the tracker semantics (README, "Semantics") only; shares no code with
+segforget.dynamics.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ FLOAT_FIELDS = ("confidence", "variability", "aum")
 
 
 def statistics(seqs) -> dict[str, np.ndarray]:
-    """Statistics of DESIGN.md computed from per-pixel sequences, one pixel at a time."""
+    """The specified statistics computed from per-pixel sequences, one pixel at a time."""
     out: dict[str, list] = {k: [] for k in (*INT_FIELDS, *FLOAT_FIELDS)}
     for seq in seqs:
         a = [int(s[0]) for s in seq]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from segforget.augment.methods import METHOD_NAMES
-from segforget.compare import paired_differences
+from segforget.compare import format_p, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -204,7 +204,7 @@ def _paired_cell(d: Mapping[str, Any] | None, digits: int) -> str:
     if d is None:
         return "n/a"
     p = d["p"]
-    p_text = "p n/a" if p is None else "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+    p_text = format_p(p)
     if p is not None and p < 0.05:
         p_text = f"**{p_text}**"
     return f"{d['mean']:+.{digits}f} ± {d['std']:.{digits}f}, {d['wins']}/{d['seeds']}, {p_text}"

@@ -33,6 +33,12 @@ def _parse_list(text: str, name: str, cast: type = str) -> list:
         ) from exc
 
 
+def _default_name(strategy: str, pool: str, window: tuple[int, int] | None) -> str:
+    """Default CSV name of a selection: windows of another size never replace sections."""
+    suffix = "" if window is None else f"_{window[0]}x{window[1]}"
+    return f"{strategy}_{pool}{suffix}.csv"
+
+
 def _parse_patch(text: str) -> tuple[int, int]:
     """'H,W' or 'S' -> (H, W); sizes >= 1."""
     parts = [part.strip() for part in text.split(",")]
@@ -61,7 +67,9 @@ def select_command(
     seed: int = typer.Option(0, help="Seed of gauss and random."),
     mode: str = typer.Option("epoch", help="Recording mode of the statistics."),
     out: Path | None = typer.Option(
-        None, help="CSV path (default RUN/select/<strategy>_<pool>.csv); a PNG goes beside it."
+        None,
+        help="CSV path (default RUN/select/<strategy>_<pool>.csv, with --patch "
+        "<strategy>_<pool>_<H>x<W>.csv); a PNG goes beside it.",
     ),
     device: str = typer.Option("cpu", help="Torch device for entropy/margin."),
     spacing: int = typer.Option(
@@ -93,7 +101,7 @@ def select_command(
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
     window = None if patch is None else _parse_patch(patch)
     _check_run_dir(run_dir)
-    csv_path = out if out is not None else run_dir / "select" / f"{strategy}_{pool}.csv"
+    csv_path = out or run_dir / "select" / _default_name(strategy, pool, window)
     if csv_path.suffix.lower() != ".csv":
         raise ValueError(f"Expected `--out` to end in .csv, got {str(csv_path)!r}")
     figure_path = csv_path.with_suffix(".png")
@@ -171,6 +179,7 @@ def al_sim_command(
         plot_learning_curves,
         simulate_active_learning,
     )
+    from segforget.compare import format_p
     from segforget.io import atomic_directory, atomic_write_json
 
     names = _parse_list(strategies, "--strategies")
@@ -233,7 +242,7 @@ def al_sim_command(
     for name, references in result["paired"].items():
         for reference, paired in references.items():
             cells = "  ".join(
-                f"{m:+.3f} {w}/{paired['seeds']:<2}" + ("" if p is None else f" p {p:.3f}")
+                f"{m:+.3f} {w}/{paired['seeds']:<2} {format_p(p)}"
                 for m, w, p in zip(paired["mean"], paired["wins"], paired["p"])
             )
             label = f"{name} - {reference}"

@@ -3,8 +3,8 @@
 Specs:
 
 - ``"synthetic:PRESET[:SEED]"``: an F3-like synthetic survey (presets small, medium, f3; seed
-  default 0). Generated once and cached in the F3 layout under ``$SEGFORGET_CACHE`` (default
-  ``~/.cache/segforget``) in ``synthetic/PRESET-seedSEED-vVERSION``; later loads read the cache.
+  default 0). Generated once and cached in the F3 layout under :func:`segforget.io.cache_dir`
+  in ``synthetic/PRESET-seedSEED-vVERSION``; later loads read the cache.
 - ``"f3:DIR"``: a directory in the F3 benchmark layout (what ``segforget synth`` and
   ``segforget import-segy`` write).
 - ``"images:DIR"``: a folder of images and masks (see :mod:`segforget.data.images`).
@@ -12,20 +12,14 @@ Specs:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from segforget.data.core import SegmentationData
+from segforget.io import cache_dir
 
 __all__ = ["load_data", "cache_dir", "synthetic_cache_path", "parse_spec"]
 
 _FORMS = "'synthetic:PRESET[:SEED]', 'f3:DIR' or 'images:DIR'"
-
-
-def cache_dir() -> Path:
-    """Root of segforget's cache: ``$SEGFORGET_CACHE`` or ``~/.cache/segforget``."""
-    root = os.environ.get("SEGFORGET_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "segforget"
 
 
 def synthetic_cache_path(preset: str, seed: int) -> Path:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from segforget.io import cache_dir
+
 __all__ = [
     "available",
     "load",
@@ -47,14 +49,6 @@ _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _reason: str | None = None  # why the library is unavailable, once tried
 _tried = False
-
-
-def _cache_dir() -> Path:
-    configured = os.environ.get("SEGFORGET_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "segforget"
 
 
 def _fallback_dir() -> Path:
@@ -166,7 +160,7 @@ def load() -> ctypes.CDLL | None:
                 [source, " ".join(_FLAGS).encode(), platform.machine().encode(), compiler.encode()]
             )
         ).hexdigest()[:16]
-        target = _cache_dir() / f"observe-{key}.so"
+        target = cache_dir() / f"observe-{key}.so"
         try:
             if not target.exists():
                 try:

@@ -54,7 +54,7 @@ class ForgettingTracker:
     Each :meth:`update` call is one observation of every pixel it contains (duplicates in one call
     reduce to one observation: correct only if all occurrences are correct, predicted class = the
     largest, probability and margin = the smallest). Pixels whose target is ``ignore_index`` or
-    whose ``pixel_index`` is negative are not observed. See DESIGN.md "Tracker semantics".
+    whose ``pixel_index`` is negative are not observed. See the README, "Semantics".
 
     State is compact: 12 bytes per pixel for the core statistics (five uint16 counters:
     observations, correct, forgetting, switches, first_learned; one byte for the last predicted

@@ -54,7 +54,7 @@ __all__ = [
     "segmentation_loss",
 ]
 
-#: Files and folders of a run directory (see DESIGN.md "Run directory").
+#: Files and folders of a run directory (see the README, "The run directory").
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
