@@ -163,5 +163,5 @@ def test_user_errors(tmp_path, analyzed):
     with pytest.raises(ValueError, match="tracker statistics"):
         analyze_run(nodyn, progress=False)
     (nodyn / "config.yaml").write_text("data: [unclosed\n")
-    with pytest.raises(ValueError, match="readable config.yaml"):
+    with pytest.raises(ValueError, match="config.yaml to be readable"):
         analyze_run(nodyn, progress=False)

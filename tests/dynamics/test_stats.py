@@ -178,6 +178,35 @@ def test_checksum_catches_silent_change(store):
         ForgettingStats.load(store)
 
 
+@pytest.mark.parametrize("block", [7, 50, 1 << 22])
+def test_verify_streams_the_same_checksums(tmp_path, block):
+    """verify() reads in blocks and finds every array (2-D history too) intact, and the
+    silently changed value that a range load cannot see."""
+    make_stats(num_pixels=50, confidence=True, history=True).save(tmp_path / "s")
+    ForgettingStats.verify(tmp_path / "s", block=block)
+    for name in ("switch_events", "history"):
+        arrays = ForgettingStats.load(tmp_path / "s")
+        store = tmp_path / f"changed_{name}"
+        shutil.copytree(tmp_path / "s", store)
+        shutil.rmtree(store / name)
+        import zarr
+
+        changed = getattr(arrays, name).copy()
+        changed[..., 0] += 1
+        group = zarr.open_group(store, mode="a")
+        group.create_array(name, data=changed, config={"write_empty_chunks": True})
+        ForgettingStats.load(store, pixels=slice(0, 10))  # a range does not check checksums
+        with pytest.raises(ValueError, match=f"checksum mismatch in '{name}'"):
+            ForgettingStats.verify(store, block=block)
+
+
+def test_verify_reports_damaged_chunks(store):
+    chunk = next((store / "forgetting_events" / "c").iterdir())
+    chunk.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match="got a damaged one"):
+        ForgettingStats.verify(store)
+
+
 def test_missing_array_is_damage(store):
     shutil.rmtree(store / "last_correct")
     with pytest.raises(ValueError, match="got a damaged one"):

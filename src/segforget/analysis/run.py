@@ -62,8 +62,6 @@ class RunReader:
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        import yaml
-
         from segforget.dynamics import ForgettingStats
         from segforget.train import load_run
 
@@ -79,13 +77,7 @@ class RunReader:
                 f"config.yaml and dynamics/), got {path}"
             )
         self.path = path
-        try:
-            self.run = load_run(path)
-        except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(
-                f"Expected `run_dir` to hold a readable config.yaml and metrics.json, got a "
-                f"broken one in {path}: {' '.join(str(error).split())}"
-            ) from None
+        self.run = load_run(path)  # ValueError for a damaged config.yaml or metrics.json
         self.config, self.metrics = self.run.config, self.run.metrics
         self.stores: list[StoreRef] = []
         for mode, split, view in self.run.available_stats():
@@ -106,6 +98,7 @@ class RunReader:
                 f"{self.path}"
             )
         self._data = None
+        self._verified: set[Path] = set()
 
     @property
     def data_spec(self) -> str:
@@ -136,6 +129,9 @@ class RunReader:
         """ForgettingStats of sections ``start:stop`` (section_pixels = H * W) of a store."""
         from segforget.dynamics import ForgettingStats
 
+        if ref.path not in self._verified:  # checksums once per store: ranges cannot check them
+            ForgettingStats.verify(ref.path)
+            self._verified.add(ref.path)
         return ForgettingStats.load(
             ref.path, pixels=slice(start * section_pixels, stop * section_pixels)
         )

@@ -196,6 +196,44 @@ class ForgettingStats:
         return attrs
 
     @classmethod
+    def verify(cls, path: str | os.PathLike[str], *, block: int = 1 << 22) -> None:
+        """Check a store's CRC32 checksums by streaming it ``block`` pixels at a time (memory
+        bounded by one block), for readers that then :meth:`load` it in ``pixels`` ranges
+        (which read only the chunks they need and cannot check the whole-array checksums).
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if it is not a ForgettingStats store of a known format version, or is
+                damaged (missing/corrupt chunks, checksum mismatch).
+        """
+        group, attrs = _open(path)
+        total = attrs["num_pixels"]
+        expected = attrs.get("crc32", {})
+        for name in attrs["arrays"]:
+            if name not in expected:
+                continue
+            try:
+                stored = _complete_array(group, name, total)
+                rows = stored.shape[0] if stored.ndim == 2 else None
+                crc = 0
+                # The checksum is over the C-ordered bytes: row by row for 2-D arrays.
+                for row in range(rows or 1):
+                    for start in range(0, total, block):
+                        part = slice(start, min(start + block, total))
+                        values = stored[part] if rows is None else stored[row, part]
+                        crc = zlib.crc32(np.ascontiguousarray(values).view(np.uint8), crc)
+            except Exception as error:  # noqa: BLE001 - any read failure means a damaged store
+                raise ValueError(
+                    f"Expected `path` to be an intact ForgettingStats store, got a damaged one "
+                    f"at {path}: {error}; write it again"
+                ) from None
+            if crc & 0xFFFFFFFF != expected[name]:
+                raise ValueError(
+                    f"Expected `path` to be an intact ForgettingStats store, got a checksum "
+                    f"mismatch in {name!r} at {path}; write it again"
+                )
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str], *, pixels: slice | None = None) -> ForgettingStats:
         """Load a store written by :meth:`save`.
 
@@ -204,7 +242,8 @@ class ForgettingStats:
             pixels: a contiguous range ``slice(start, stop)`` of the pixel space to load; only
                 the chunks it touches are read (the way to analyze an F3-sized store section by
                 section: section s of shape (H, W) is ``slice(s*H*W, (s+1)*H*W)``). None loads
-                everything and verifies the CRC32 checksums.
+                everything and verifies the CRC32 checksums; a range cannot (call
+                :meth:`verify` once first).
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
@@ -223,13 +262,7 @@ class ForgettingStats:
         values: dict[str, Any] = {}
         try:
             for name in attrs["arrays"]:
-                stored = group[name]
-                expected_rows = stored.shape[:1] if name == "history" else ()
-                if stored.shape != (*expected_rows, total):
-                    raise ValueError(f"array {name!r} has shape {stored.shape}")
-                if stored.nchunks_initialized != stored.nchunks:
-                    raise ValueError(f"array {name!r} is missing chunks")
-                values[name] = stored[..., start:stop]
+                values[name] = _complete_array(group, name, total)[..., start:stop]
         except Exception as error:  # noqa: BLE001 - any read failure means a damaged store
             raise ValueError(
                 f"Expected `path` to be an intact ForgettingStats store, got a damaged one at "
@@ -256,6 +289,18 @@ class ForgettingStats:
                 f"{sorted(missing)} at {path}"
             )
         return cls(**values, meta=attrs["meta"], pixel_offset=attrs["pixel_offset"] + start)
+
+
+def _complete_array(group: Any, name: str, total: int) -> Any:
+    """A stored array of the pixel space, checked for its shape and for missing chunks (zarr
+    would read those as fill values)."""
+    stored = group[name]
+    expected_rows = stored.shape[:1] if name == "history" else ()
+    if stored.shape != (*expected_rows, total):
+        raise ValueError(f"array {name!r} has shape {stored.shape}")
+    if stored.nchunks_initialized != stored.nchunks:
+        raise ValueError(f"array {name!r} is missing chunks")
+    return stored
 
 
 def _crc32(array: np.ndarray) -> int:

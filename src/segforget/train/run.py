@@ -108,11 +108,32 @@ class Run:
         )
 
 
+def _read_mapping(file: Path, parse: Any, fix: str) -> dict[str, Any]:
+    """The mapping a run file holds (YAML or JSON text); a damaged file is a ValueError naming
+    it, what is wrong and ``fix``."""
+    try:
+        value = parse(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as error:  # JSONDecodeError too
+        problem = " ".join(str(error).split())
+        raise ValueError(
+            f"Expected {file} to be readable, got a damaged file ({problem}); {fix}"
+        ) from None
+    if value is None and file.suffix == ".yaml":
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"Expected {file} to hold a mapping, got {type(value).__name__}; the file is "
+            f"damaged: {fix}"
+        )
+    return value
+
+
 def load_run(path: str | Path) -> Run:
     """Open a finished run directory written by ``segforget train``.
 
     Raises:
         FileNotFoundError: ``path`` has no config.yaml or no metrics.json (not a finished run).
+        ValueError: config.yaml or metrics.json is damaged (unreadable, or not a mapping).
     """
     path = Path(path)
     config_file = path / "config.yaml"
@@ -127,8 +148,16 @@ def load_run(path: str | Path) -> Run:
             f"Expected a finished run (with metrics.json) in {str(path)!r}, got none; "
             "continue it with `segforget train --out RUN --resume`"
         )
-    config = yaml.safe_load(config_file.read_text()) or {}
-    metrics = json.loads(metrics_file.read_text())
+    config = _read_mapping(config_file, yaml.safe_load, "train it again with --force")
+    metrics = _read_mapping(
+        metrics_file, json.loads, "continue it with `segforget train --out RUN --resume`"
+    )
+    data = config.get("data", {})
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"Expected the `data` section of {config_file} to be a mapping, got "
+            f"{type(data).__name__}; train the run again with --force"
+        )
     return Run(
         path=path,
         config=config,
