@@ -21,7 +21,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 demo: $(RUN_STAMP)
-	$(BIN)/segforget demo
+	$(BIN)/segforget demo --force
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(SOURCES)

@@ -27,6 +27,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_path",
     "atomic_directory",
+    "check_output_file",
+    "check_output_directory",
     "to_jsonable",
     "is_temporary",
     "cache_dir",
@@ -177,6 +179,121 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _check_parent(path: Path, option: str) -> None:
+    """Raise if the nearest existing ancestor of ``path`` is a file (a folder cannot go there)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(
+                    f"Expected the parent of `{option}` {str(path)!r} to be a folder, got the "
+                    f"file {str(parent)!r}; choose another {option}"
+                )
+            return
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    option: str = "--out",
+    force: str = "--force",
+) -> None:
+    """Check, before any work, that ``path`` can be written as a file.
+
+    Args:
+        path: the file to write.
+        overwrite: whether an existing file may be replaced.
+        option: how the messages name the option that gave ``path``.
+        force: how the messages name the option that allows replacing.
+
+    Raises:
+        NotADirectoryError: a parent of ``path`` is a file.
+        IsADirectoryError: ``path`` is a folder (never replaced, whatever ``overwrite``).
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    target = Path(path)
+    _check_parent(target, option)
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"Expected {str(target)!r} to be a file to write, got a folder; choose another {option}"
+        )
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"Expected `{target}` not to exist; pass {force} to replace it")
+
+
+def _unexpected_entry(directory: Path, names: frozenset[str]) -> str | None:
+    """The first entry under ``directory`` (relative, POSIX) that is not one of ``names``
+    (relative file paths) or a folder above one of them; None when there is none."""
+    folders = {parent.as_posix() for name in names for parent in Path(name).parents} - {"."}
+    unreadable: list[OSError] = []
+    for root, dirs, files in os.walk(directory, onerror=unreadable.append):
+        for entry in sorted(dirs):
+            relative = (Path(root) / entry).relative_to(directory).as_posix()
+            if relative not in folders or (Path(root) / entry).is_symlink():
+                return relative
+        for entry in sorted(files):
+            relative = (Path(root) / entry).relative_to(directory).as_posix()
+            if relative not in names:
+                return relative
+    if unreadable:
+        return str(Path(unreadable[0].filename or directory).relative_to(directory))
+    return None
+
+
+def check_output_directory(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    command: str,
+    marker: str,
+    names: tuple[str, ...],
+    option: str = "--out",
+    force: str = "--force",
+) -> None:
+    """Check, before any work, that ``path`` can become the output folder of ``command``.
+
+    With ``overwrite`` only an earlier output of the same command may be replaced: an empty
+    folder, or one that holds ``marker`` and nothing but ``names``. Anything else may hold files
+    the user wants to keep, and :func:`atomic_directory` would delete it as a whole.
+
+    Args:
+        path: the output folder.
+        overwrite: whether an earlier output may be replaced.
+        command: the segforget command that writes the folder (for the messages).
+        marker: the file (relative path) every output of ``command`` holds.
+        names: relative paths (POSIX) of every file ``command`` may write there.
+        option: how the messages name the option that gave ``path``.
+        force: how the messages name the option that allows replacing.
+
+    Raises:
+        NotADirectoryError: ``path`` or a parent of it is a file (never replaced by a folder).
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: ``overwrite`` is True but ``path`` is not an output of ``command``.
+    """
+    target = Path(path)
+    _check_parent(target, option)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(
+            f"Expected `{option}` to be a folder to write, got the file {str(target)!r}; "
+            f"choose another {option}"
+        )
+    if not target.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"Expected `{target}` not to exist; pass {force} to replace it")
+    if not any(target.iterdir()):
+        return
+    extra = _unexpected_entry(target, frozenset(names))
+    if extra is None and (target / marker).is_file():
+        return
+    found = f"which holds {extra!r}" if extra is not None else f"without {marker}"
+    raise ValueError(
+        f"Expected `{option}` with {force} to be a folder written by segforget {command} "
+        f"(holding {marker}), got {str(target)!r} {found}; refusing to delete it, choose "
+        f"another {option}"
+    )
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -1461,15 +1461,26 @@ def write_selection(
 
     The figure shows the first ``max_figure`` chosen sections' seismic images and, when the run
     tracked them, their per-pixel switch events; chosen windows (patch rows) are outlined.
-    """
-    from segforget.io import atomic_write_text
+    Both files are rendered to temporaries first: a failure leaves neither new file.
 
+    Raises:
+        NotADirectoryError, IsADirectoryError: a path is a folder or lies under a file.
+    """
+    import contextlib
+
+    from segforget.io import atomic_path, check_output_file
+
+    for path in (csv_path, figure_path):
+        if path is not None:
+            check_output_file(path, overwrite=True)
     run = _as_run(run)
     columns = ["rank", "split", "view", "section"]
     if rows and "row" in rows[0]:
         columns += ["row", "col", "height", "width"]
-    atomic_write_text(csv_path, _csv_text(rows, [*columns, "score"]))
+    csv_bytes = _csv_text(rows, [*columns, "score"]).encode("utf-8")
     if figure_path is None or not rows:
+        with atomic_path(csv_path) as csv_tmp:
+            csv_tmp.write_bytes(csv_bytes)
         return
     data = _run_data(run)
     tracked = {(s, v) for m, s, v in run.available_stats() if m == mode}
@@ -1493,4 +1504,9 @@ def write_selection(
         boxes.append(box)
         where = "" if box is None else f" @{box[0]},{box[1]}"
         titles.append(f"#{row['rank']} {split} {view} {section}{where}: {row['score']:.3g}")
-    plot_selection(images, figure_path, maps=maps, titles=titles, boxes=boxes)
+    # Exits in reverse order: the figure is moved in first, the CSV (the result) last.
+    with contextlib.ExitStack() as stack:
+        csv_tmp = stack.enter_context(atomic_path(csv_path))
+        csv_tmp.write_bytes(csv_bytes)
+        figure_tmp = stack.enter_context(atomic_path(figure_path))
+        plot_selection(images, figure_tmp, maps=maps, titles=titles, boxes=boxes)

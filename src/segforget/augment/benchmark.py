@@ -24,13 +24,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from segforget.augment.methods import METHOD_NAMES
 from segforget.compare import format_p, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from segforget.train import RunConfig
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -113,6 +117,49 @@ def _check_train_overrides(entry: str, train: Any) -> None:
 def _method_options(opts: Mapping[str, Any]) -> dict[str, Any]:
     """An entry's options without its training settings (``train``)."""
     return {k: v for k, v in opts.items() if k != "train"}
+
+
+#: Wall time of a finished run, written into its run directory by the benchmark.
+_TIMING_FILE = "benchmark_wall_s.json"
+
+#: Settings a reused run may differ in: where and how it ran, not what it learned. The method
+#: option ``regions`` is not compared either: it always names this benchmark's baseline run of
+#: the seed (checked itself), however ``--out`` was spelled.
+_REUSABLE_CHANGES = ("train.device", "train.threads", "train.checkpoint_async", "log.")
+
+
+def _check_reusable(run_dir: Path, config: RunConfig) -> None:
+    """Refuse to reuse the finished run ``run_dir`` unless it was trained with ``config``.
+
+    Raises:
+        ValueError: the run's config.yaml is missing or unreadable, or differs from ``config``
+            in a setting that changes results (budget, model, data, views, method, tracking).
+    """
+    from segforget.train import read_config
+
+    fix = "re-run without --resume into a new --out, or with --force to train every run again"
+    try:
+        saved = read_config(run_dir).to_dict()
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"Expected the finished run {str(run_dir)!r} to hold a readable config.yaml to "
+            f"reuse it, got {' '.join(str(exc).split())[:160]}; {fix}"
+        ) from None
+    current = config.to_dict()
+    for values in (saved, current):
+        values["method"]["options"].pop("regions", None)
+    differ = [
+        (f"{section}.{key}", saved[section].get(key), value)
+        for section, entries in current.items()
+        for key, value in entries.items()
+        if not f"{section}.{key}".startswith(_REUSABLE_CHANGES) and saved[section].get(key) != value
+    ]
+    if differ:
+        details = ", ".join(f"{key} (run {old!r}, now {new!r})" for key, old, new in differ[:4])
+        raise ValueError(
+            f"Expected the finished run {str(run_dir)!r} to have been trained with this "
+            f"benchmark's settings to reuse it, got differences in {details}; {fix}"
+        )
 
 
 def forgetting_counts(
@@ -401,21 +448,28 @@ def run_benchmark(
         epochs, model, batch_size, device, threads: training settings shared by all runs.
         views: views to train on (None: all views of the data).
         threshold: forgetting events that make a pixel frequently forgotten.
-        resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json).
-        force: delete ``out`` first.
+        resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json);
+            each must have been trained with the configuration it would be trained with now.
+        force: delete ``out`` first (only a benchmark directory); not together with ``resume``.
         progress: called with a line of text before each run.
 
     Returns:
         The report written to OUT/benchmark.json.
 
     Raises:
-        ValueError: invalid entries or settings.
+        ValueError: invalid entries or settings (all checked before the first run starts);
+            ``resume`` and ``force`` together; a finished run to reuse that was trained with
+            other settings; ``force`` on a folder that is not a benchmark directory.
         FileExistsError: ``out`` exists without ``resume`` or ``force``.
     """
     import shutil
 
+    from segforget.models import validate_model_name
     from segforget.train import RunConfig
+    from segforget.train.loop import RESUME_OR_FORCE
 
+    if resume and force:
+        raise ValueError(RESUME_OR_FORCE)
     entries = resolve_entries(methods, options)
     checks = (("seeds", seeds, 1), ("epochs", epochs, 1), ("threshold", threshold, 1))
     for key, value, low in checks:
@@ -427,6 +481,7 @@ def run_benchmark(
 
         if preset not in PRESETS:
             raise ValueError(f"Expected `--preset` to be one of {sorted(PRESETS)}, got {preset!r}")
+    validate_model_name(model)
     out = Path(out)
     if out.exists() and not (resume or force):
         raise FileExistsError(
@@ -477,7 +532,32 @@ def run_benchmark(
     from segforget.train.loop import resolve_device
 
     resolve_device(device)
-    if force and not resume and out.exists():
+
+    needs_reference = any(name in _OFFLINE for name, _ in entries.values())
+    order = list(entries)
+    if needs_reference and "baseline" not in entries:
+        order = ["baseline", *order]
+    # Every run's configuration, and whether a finished run in `out` is reused, is settled
+    # before the first run starts (or `out` is deleted).
+    plan: list[tuple[int, str, Path, RunConfig, bool]] = []
+    for seed in range(seeds):
+        for entry in order:
+            name, opts = entries.get(entry, ("baseline", {}))
+            opts = dict(opts)
+            if name in _OFFLINE:
+                opts["regions"] = str(out / "runs" / "baseline" / f"seed{seed}")
+            run_dir = out / "runs" / entry / f"seed{seed}"
+            config = config_for(name, opts, seed)
+            reuse = (
+                resume
+                and (run_dir / "metrics.json").is_file()
+                and (run_dir / _TIMING_FILE).is_file()
+            )
+            if reuse:
+                _check_reusable(run_dir, config)
+            plan.append((seed, entry, run_dir, config, reuse))
+
+    if force and out.exists():
         if not out.is_dir() or (
             any(out.iterdir())
             and not ((out / "runs").is_dir() or (out / "benchmark.json").is_file())
@@ -488,38 +568,25 @@ def run_benchmark(
             )
         shutil.rmtree(out)
 
-    needs_reference = any(name in _OFFLINE for name, _ in entries.values())
-    order = list(entries)
-    if needs_reference and "baseline" not in entries:
-        order = ["baseline", *order]
     results: dict[str, list[dict[str, Any]]] = {entry: [] for entry in order}
-    total = len(order) * seeds
-    done = 0
     from segforget.train import train
 
-    for seed in range(seeds):
-        for entry in order:
-            name, opts = entries.get(entry, ("baseline", {}))
-            opts = dict(opts)
-            if name in _OFFLINE:
-                opts["regions"] = str(out / "runs" / "baseline" / f"seed{seed}")
-            run_dir = out / "runs" / entry / f"seed{seed}"
-            done += 1
-            timing = run_dir / "benchmark_wall_s.json"
-            if resume and (run_dir / "metrics.json").is_file() and timing.is_file():
-                wall = float(json.loads(timing.read_text())["wall_s"])
-                if progress:
-                    progress(f"[{done}/{total}] {entry} seed {seed}: reused")
-            else:
-                if progress:
-                    progress(f"[{done}/{total}] {entry} seed {seed}: training")
-                started = time.perf_counter()
-                train(config_for(name, opts, seed), run_dir, force=True, command=[command])
-                wall = time.perf_counter() - started
-                atomic_write_json(timing, {"wall_s": wall})
-            result = _run_result(run_dir, threshold, wall)
-            result["seed"] = seed
-            results[entry].append(result)
+    for done, (seed, entry, run_dir, config, reuse) in enumerate(plan, start=1):
+        timing = run_dir / _TIMING_FILE
+        if reuse:
+            wall = float(json.loads(timing.read_text())["wall_s"])
+            if progress:
+                progress(f"[{done}/{len(plan)}] {entry} seed {seed}: reused")
+        else:
+            if progress:
+                progress(f"[{done}/{len(plan)}] {entry} seed {seed}: training")
+            started = time.perf_counter()
+            train(config, run_dir, force=True, command=[command])
+            wall = time.perf_counter() - started
+            atomic_write_json(timing, {"wall_s": wall})
+        result = _run_result(run_dir, threshold, wall)
+        result["seed"] = seed
+        results[entry].append(result)
 
     summary = {entry: summarize_runs(results[entry]) for entry in order}
     comparisons = _comparisons(summary, results)

@@ -55,11 +55,15 @@ def report_command(
         ..., help="One or more run directories (compared side by side)."
     ),
     out: Path | None = typer.Option(  # noqa: UP007
-        None, "--out", "-o", help="Output HTML file (default: RUN/report.html of the first run)."
+        None,
+        "--out",
+        "-o",
+        help="Output file ending in .html or .htm (default: RUN/report.html of the first run).",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Write one self-contained HTML report (images embedded, opens offline) of one or more runs."""
     from segforget.viz.report import write_report
 
-    path = write_report(runs, out=out, progress=True)
+    path = write_report(runs, out=out, force=force, progress=True)
     typer.echo(f"wrote {path}")

@@ -46,23 +46,39 @@ def synth_command(
     preview_only: Path | None = typer.Option(
         None, "--preview-only", help="Write only this PNG (no volumes); --out not needed."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out directory."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing --out directory (one synth wrote) or --preview-only PNG.",
+    ),
 ) -> None:
     """Generate an F3-like synthetic survey (train, test1, test2) in the F3 benchmark layout."""
     from segforget.data.core import VolumeData
+    from segforget.data.f3 import F3_FILES
     from segforget.data.preview import write_preview
     from segforget.data.synthetic import generate_survey, survey_config, write_survey
+    from segforget.io import check_output_directory, check_output_file
 
     knobs = dict(snr=snr, contrast=contrast, peak_hz=peak_hz, faults=faults)
     survey_config(preset, **knobs)  # validate before any work
     if out is None and preview_only is None:
         raise ValueError("Expected `--out DIR` (or `--preview-only PNG`), got neither")
-    if out is not None and out.exists() and not force:
-        raise FileExistsError(f"Expected `{out}` not to exist; pass --force to replace it")
-    if preview_only is not None and preview_only.suffix.lower() != ".png":
-        raise ValueError(
-            f"Expected `--preview-only` to name a .png file, got {str(preview_only)!r}"
+    if out is not None:
+        # --force replaces only a folder synth wrote: the F3 layout, survey.json, preview.png.
+        written = (*(name for pair in F3_FILES.values() for name in pair), "survey.json")
+        check_output_directory(
+            out,
+            overwrite=force,
+            command="synth",
+            marker="survey.json",
+            names=(*written, "preview.png"),
         )
+    if preview_only is not None:
+        if preview_only.suffix.lower() != ".png":
+            raise ValueError(
+                f"Expected `--preview-only` to name a .png file, got {str(preview_only)!r}"
+            )
+        check_output_file(preview_only, overwrite=force, option="--preview-only")
     with _progress() as bar:
         task = bar.add_task(f"synth {preset} seed {seed}", total=None)
         survey = generate_survey(
@@ -100,7 +116,9 @@ def import_segy_command(
     test2_crosslines: str | None = typer.Option(
         None, "--test2-crosslines", help="A:B crossline positions (0-based) cut as test2."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out directory."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing --out directory (one import-segy wrote)."
+    ),
 ) -> None:
     """Convert a SEG-Y cube and its labels to the F3 layout (train, test1, test2)."""
     from segforget.data.segy import import_segy

@@ -17,8 +17,10 @@ def _check_run_dir(run_dir: Path) -> None:
 
 
 def _check_free(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise FileExistsError(f"Expected `{path}` not to exist; pass --force to replace it")
+    """Refuse, before any work, a file output that cannot be written or must not be replaced."""
+    from segforget.io import check_output_file
+
+    check_output_file(path, overwrite=force)
 
 
 def _parse_list(text: str, name: str, cast: type = str) -> list:
@@ -133,6 +135,10 @@ def select_command(
     typer.echo(f"wrote {csv_path} and {figure_path}")
 
 
+#: Files al-sim writes to its --out folder: --force replaces only such a folder.
+_AL_SIM_FILES = ("curves.json", "curves.png")
+
+
 @app.command("al-sim")
 def al_sim_command(
     preset: str | None = typer.Option(
@@ -169,7 +175,9 @@ def al_sim_command(
     ),
     device: str = typer.Option("cpu", help="Torch device."),
     out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing output folder (one al-sim wrote)."
+    ),
 ) -> None:
     """Simulate active learning (retrain per round); write learning curves JSON + plot."""
     from rich.progress import Progress
@@ -180,7 +188,7 @@ def al_sim_command(
         simulate_active_learning,
     )
     from segforget.compare import format_p
-    from segforget.io import atomic_directory, atomic_write_json
+    from segforget.io import atomic_directory, atomic_write_json, check_output_directory
 
     names = _parse_list(strategies, "--strategies")
     for name in names:
@@ -200,7 +208,9 @@ def al_sim_command(
     if spacing < 0:
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
     window = None if patch is None else _parse_patch(patch)
-    _check_free(out, force)
+    check_output_directory(
+        out, overwrite=force, command="al-sim", marker="curves.json", names=_AL_SIM_FILES
+    )
     spec = data if data is not None else f"synthetic:{preset}"
     total = len(names) * len(seed_list) * (rounds + 1)
     with Progress(transient=True) as progress:
@@ -250,6 +260,10 @@ def al_sim_command(
     typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
 
 
+#: Files label-issues writes to its output folder: --force replaces only such a folder.
+_LABEL_ISSUES_FILES = ("pixels.csv", "sections.csv", "summary.json", "issues.png")
+
+
 @app.command("label-issues")
 def label_issues_command(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of segforget train."),
@@ -265,7 +279,9 @@ def label_issues_command(
         1, help="Radius of the per-section opening of the scores (0: raw scores)."
     ),
     out: Path | None = typer.Option(None, help="Output folder (default RUN/label_issues)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing output folder (one label-issues wrote)."
+    ),
 ) -> None:
     """Rank training pixels and sections by how likely their label is wrong; write CSVs + figure."""
     from segforget.analysis.label_issues import (
@@ -273,6 +289,7 @@ def label_issues_command(
         label_issues_from_run,
         write_label_issues,
     )
+    from segforget.io import check_output_directory
     from segforget.train import load_run
 
     if method not in ISSUE_METHODS:
@@ -287,7 +304,13 @@ def label_issues_command(
         raise ValueError(f"Expected `--opening` to be >= 0, got {opening}")
     _check_run_dir(run_dir)
     out_dir = out if out is not None else run_dir / "label_issues"
-    _check_free(out_dir, force)
+    check_output_directory(
+        out_dir,
+        overwrite=force,
+        command="label-issues",
+        marker="summary.json",
+        names=_LABEL_ISSUES_FILES,
+    )
     run = load_run(run_dir)
     result = label_issues_from_run(
         run,

@@ -42,6 +42,10 @@ def train_command(
     from segforget.train import resume as resume_run
 
     command = ["segforget", *sys.argv[1:]]
+    if resume and force:
+        from segforget.train.loop import RESUME_OR_FORCE
+
+        raise ValueError(RESUME_OR_FORCE)
     if resume:
         extra = {
             "--data": data,
@@ -100,8 +104,9 @@ def demo_command(
         "--method",
         help="Forgetting-aware method to compare with the baseline ('none': baseline only).",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the runs of an earlier demo."),
 ) -> None:
     """Zero-configuration tour: synthetic survey, baseline with tracking, analysis, report."""
     from segforget.train.demo import run_demo
 
-    run_demo(out, quick=quick, method=None if method == "none" else method)
+    run_demo(out, quick=quick, method=None if method == "none" else method, force=force)

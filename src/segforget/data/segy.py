@@ -18,9 +18,13 @@ from typing import Any
 import numpy as np
 
 from segforget.classes import F3_CLASS_NAMES
-from segforget.data.f3 import load_npy, validate_volume, write_f3
+from segforget.data.f3 import F3_FILES, load_npy, validate_volume, write_f3
+from segforget.io import check_output_directory
 
 __all__ = ["read_segy_cube", "import_segy", "parse_range"]
+
+#: Files import_segy writes to its output folder: overwrite replaces only such a folder.
+_OUTPUT_FILES = (*(name for pair in F3_FILES.values() for name in pair), "survey.json")
 
 _HINT = (
     "pass the header byte positions with --iline BYTE --xline BYTE (common: 189/193, 9/21, 5/17)"
@@ -100,6 +104,22 @@ def parse_range(text: str | None, length: int, name: str) -> tuple[int, int] | N
     return start, stop
 
 
+def _check_integral(labels: np.ndarray, path: Path) -> None:
+    """Raise unless float labels are finite whole numbers (uint8 would truncate 2.5, NaN -> 0)."""
+    if labels.dtype.kind != "f":
+        return
+    if not np.all(np.isfinite(labels)):
+        raise ValueError(
+            f"Expected `{path}` to hold integer class labels, got NaN or infinite values; "
+            "store whole class numbers 0..254 (255 = unlabelled)"
+        )
+    if np.any(labels != np.round(labels)):
+        raise ValueError(
+            f"Expected `{path}` to hold integer class labels, got non-integral values; "
+            "store whole class numbers 0..254 (255 = unlabelled)"
+        )
+
+
 def _read_labels(path: Path, *, iline: int, xline: int) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         labels = np.asarray(load_npy(path, mmap=False))
@@ -108,10 +128,9 @@ def _read_labels(path: Path, *, iline: int, xline: int) -> np.ndarray:
                 f"Expected `{path}` to hold integer class labels, got dtype {labels.dtype}; "
                 "store labels as uint8"
             )
-        return labels
-    labels = read_segy_cube(path, iline=iline, xline=xline)
-    if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-        raise ValueError(f"Expected `{path}` to hold integer class labels, got non-integral values")
+    else:
+        labels = read_segy_cube(path, iline=iline, xline=xline)
+    _check_integral(labels, path)
     return labels
 
 
@@ -139,7 +158,8 @@ def import_segy(
         test2_crosslines: ``"A:B"`` crossline positions for test2 (default: no test2).
         class_names: names of the classes (default: F3's six when labels fit 0..5, else
             ``class_0..``).
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` written by an earlier import (the F3 layout
+            and survey.json, nothing else).
 
     Returns:
         The output directory.
@@ -147,12 +167,17 @@ def import_segy(
     Raises:
         FileNotFoundError, FileExistsError, ValueError: for missing inputs, an existing output
             or invalid cubes/ranges; nothing is written then.
+        NotADirectoryError: ``out`` or a parent of it is a file.
     """
     seismic_path, labels_path, target = Path(seismic), Path(labels), Path(out)
-    if target.exists() and not overwrite:
-        raise FileExistsError(
-            f"Expected `{target}` not to exist; pass overwrite (--force) to replace it"
-        )
+    check_output_directory(
+        target,
+        overwrite=overwrite,
+        command="import-segy",
+        marker="survey.json",
+        names=_OUTPUT_FILES,
+        force="overwrite (--force)",
+    )
     if not labels_path.is_file():
         raise FileNotFoundError(
             f"Expected `{labels_path}` to be a labels file (.npy or SEG-Y), got no such file"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from segforget.train.config import RunConfig
-from segforget.train.loop import train
+from segforget.train.loop import check_replaceable, train
 
 __all__ = [
     "DEMO_SPEC",
@@ -117,9 +117,10 @@ def run_demo(
     method: str | None = DEMO_METHOD,
     spec: str = DEMO_SPEC,
     model: str = "light",
+    force: bool = False,
     console: Any = None,
 ) -> dict[str, Any]:
-    """Run the whole demo into ``out`` (replacing an earlier demo there).
+    """Run the whole demo into ``out``.
 
     Args:
         out: demo directory; runs go to ``out/baseline`` and ``out/<method>``.
@@ -127,9 +128,16 @@ def run_demo(
         method: forgetting-aware method to compare (None: baseline only).
         spec: data spec (default: the ``small`` synthetic survey, generated once and cached).
         model: model name.
+        force: replace the runs of an earlier demo in ``out`` (only run directories, see
+            :func:`~segforget.train.loop.check_replaceable`).
 
     Returns:
         ``{"runs": [...], "report": path or None, "wall_s": seconds, "metrics": {...}}``.
+
+    Raises:
+        ValueError: unknown method, ``out`` is a file, or ``force`` on a folder in the way
+            that is not a run directory.
+        FileExistsError: a run the demo writes exists already and ``force`` is not given.
     """
     from rich.console import Console
 
@@ -145,19 +153,29 @@ def run_demo(
         )
     epochs = 2 if quick else DEMO_EPOCHS
     baseline = out / "baseline"
+    trained = method is not None and method != "baseline" and _method_available(method)
+    # Checked before the baseline trains, so a refusal costs nothing and replaces nothing.
+    for target in (baseline, out / method) if trained else (baseline,):
+        if target.exists():
+            if not force:
+                raise FileExistsError(
+                    f"Expected `--out` to hold no demo run yet, got {str(target)!r} which "
+                    "exists; pass --force to replace it (or choose another --out)"
+                )
+            check_replaceable(target)
     console.print(f"[bold]segforget demo[/bold]: {spec}, model {model}, {epochs} epochs -> {out}")
     runs = [baseline]
     metrics = {
         "baseline": train(
             demo_config(epochs=epochs, spec=spec, model=model),
             baseline,
-            force=True,
+            force=force,
             console=console,
         )
     }
     _analyze(baseline, console)
     if method and method != "baseline":
-        if _method_available(method):
+        if trained:
             target = out / method
             source = "the live tracker" if method == "online" else "the baseline's forgetting"
             console.print(f"[bold]training {method}[/bold] (regions from {source})")
@@ -166,7 +184,7 @@ def run_demo(
                 target,
                 method=method,
                 options=DEMO_OPTIONS.get(method),
-                force=True,
+                force=force,
                 console=console,
             )
             runs.append(target)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from segforget.io import atomic_path, atomic_write_json, atomic_write_text
+from segforget.io import atomic_path, atomic_write_json, atomic_write_text, is_temporary
 from segforget.models import update_weight_average, weight_average
 from segforget.ops import class_argmax
 from segforget.train.callbacks import (
@@ -51,6 +51,7 @@ __all__ = [
     "resolve_device",
     "build_method",
     "read_config",
+    "check_replaceable",
     "segmentation_loss",
 ]
 
@@ -60,6 +61,24 @@ METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
+#: Every name the top level of a run directory may hold: what ``segforget train`` writes, and
+#: what later commands add to it (``analyze``, ``report``, ``select``, ``label-issues`` and the
+#: benchmark's timing file). ``--force`` deletes no folder holding anything else.
+RUN_ENTRIES = frozenset(
+    {
+        CONFIG_FILE,
+        METRICS_FILE,
+        CHECKPOINTS,
+        "dynamics",
+        "predictions",
+        "tensorboard",
+        "analysis",
+        "report.html",
+        "select",
+        "label_issues",
+        "benchmark_wall_s.json",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -707,6 +726,60 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------- entry points
+#: The error for ``--resume`` with ``--force`` (``train`` and ``benchmark``).
+RESUME_OR_FORCE = (
+    "Expected one of --resume (continue what --out holds) or --force (delete it and start "
+    "again), got both; pass only one"
+)
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a config.yaml written by :func:`train` (its ``run`` facts included)."""
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(saved, dict) or not isinstance(saved.get("run"), dict):
+        return False
+    try:
+        RunConfig.from_dict({k: v for k, v in saved.items() if k != "run"})
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_replaceable(out: str | Path) -> None:
+    """Refuse to let ``--force`` delete ``out`` unless it is recognisably a run directory.
+
+    ``out`` qualifies when it is an empty folder (temporaries of :mod:`segforget.io` aside), or
+    when its config.yaml was written by :func:`train` (it holds the ``run`` facts and valid
+    configuration sections) and every other name in it is one of :data:`RUN_ENTRIES`. A user's
+    folder that merely holds a file called config.yaml is therefore never deleted.
+
+    Raises:
+        ValueError: ``out`` is a file, or a folder that is not a run directory.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        found = f"the file {str(out)!r}"
+    else:
+        names = sorted(p.name for p in out.iterdir() if not is_temporary(p))
+        if not names:
+            return
+        stray = [name for name in names if name not in RUN_ENTRIES]
+        if stray:
+            found = f"{str(out)!r} holding other entries {stray[:5]}"
+        elif not _is_run_config(out / CONFIG_FILE):
+            found = f"{str(out)!r} without a {CONFIG_FILE} written by segforget train"
+        else:
+            return
+    raise ValueError(
+        f"Expected `--out` with --force to be a run directory ({CONFIG_FILE} written by "
+        f"segforget train, and only run files), got {found}; refusing to delete it, choose "
+        "another --out"
+    )
+
+
 def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
     if resume:
         if not (out / LAST_CHECKPOINT).is_file():
@@ -721,11 +794,7 @@ def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
                 f"Expected `--out` not to exist, got {str(out)!r} (pass --force to replace it, "
                 "or --resume to continue it)"
             )
-        if not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file()):
-            raise ValueError(
-                f"Expected `--out` with --force to be a run directory (holding {CONFIG_FILE}), "
-                f"got {str(out)!r}; refusing to delete it"
-            )
+        check_replaceable(out)
 
 
 #: Settings a resumed run may change (``--epochs``, ``--device``) or that do not change results.
@@ -835,7 +904,8 @@ def train(
         out: the run directory to create (or to continue with ``resume``).
         resume: continue from ``out/checkpoints/last.pt`` (``config`` must be the saved one,
             see :func:`resume`).
-        force: replace an existing run directory.
+        force: replace an existing run directory (only one :func:`check_replaceable` accepts);
+            not together with ``resume``.
         callbacks: extra :class:`~segforget.train.callbacks.Callback` objects.
         command: the command line, saved in config.yaml.
         console: a rich Console for progress output (default: stderr).
@@ -844,13 +914,16 @@ def train(
         The metrics written to RUN/metrics.json.
 
     Raises:
-        ValueError: invalid configuration, model name, method or device.
+        ValueError: invalid configuration, model name, method or device; ``resume`` and
+            ``force`` together; ``force`` on a folder that is not a run directory.
         FileExistsError: ``out`` exists and neither ``force`` nor ``resume`` is given.
         FileNotFoundError: data not found, or nothing to resume in ``out``.
     """
     from segforget.data import load_data
     from segforget.models import build_model
 
+    if resume and force:
+        raise ValueError(RESUME_OR_FORCE)
     config.validate()
     out = Path(out)
     device = resolve_device(config.train.device)

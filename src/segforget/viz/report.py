@@ -24,6 +24,9 @@ __all__ = ["write_report", "REPORT_NAME"]
 #: File name of the report inside the first run directory (default output).
 REPORT_NAME = "report.html"
 
+#: Suffixes an output file may have (a report never replaces a data or config file).
+_SUFFIXES = (".html", ".htm")
+
 _MIME = {".png": "image/png", ".gif": "image/gif"}
 
 _CSS = """
@@ -157,11 +160,11 @@ def _metric_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, list[str]]]
             values = [metric(s, split, key) for s in summaries]
             if any(v is not None for v in values):
                 rows.append((f"{split}: {label}", [_fmt(v) for v in values]))
-    names = summaries[0].get("class_names", [])
+    names = summaries[0].get("class_names") or []
     for name in names:
         values = [(metric(s, "test", "class_iou") or {}).get(name) for s in summaries]
         if any(v is not None for v in values):
-            rows.append((f"test IoU: {name}", [_fmt(v) for v in values]))
+            rows.append((f"test IoU: {html.escape(name)}", [_fmt(v) for v in values]))
     ov = [s["overview"] for s in summaries]
     rows += [
         ("unforgettable pixels", [_fmt(o["unforgettable"], "pct") for o in ov]),
@@ -270,37 +273,196 @@ def _needs_analysis(run: Path) -> bool:
     return any(s.stat().st_mtime > summary.stat().st_mtime for s in stores)
 
 
+class _Optional:
+    """A summary key the report reads with ``.get``: it may be absent or null."""
+
+    def __init__(self, shape: Any) -> None:
+        self.shape = shape
+
+
+_NUMBER = (int, float, type(None))
+
+#: What the report reads from summary.json. A type (or tuple of types): the value's type;
+#: ``[shape]``: a list of such items; ``{str: shape}``: an object whose every value has the
+#: shape; ``{key: shape, ...}``: an object with these keys (others are ignored); ``object``:
+#: anything (shown escaped).
+_REGION_SHAPE = {
+    "rank": int,
+    "view": str,
+    "section": int,
+    "pixels": object,
+    "mean_forgetting_events": object,
+    "row_min": int,
+    "row_max": int,
+    "col_min": int,
+    "col_max": int,
+    "dominant_class": object,
+    "dominant_class_share": _NUMBER,
+}
+_SUMMARY_SHAPE: dict[Any, Any] = {
+    "data": str,
+    "mode": str,
+    "views": [str],
+    "class_names": _Optional([str]),
+    "k": int,
+    "findings": _Optional([str]),
+    "metrics": _Optional(
+        {
+            "test": _Optional({"class_iou": _Optional({str: object})}),
+            "val": _Optional(dict),
+        }
+    ),
+    "overview": {
+        "unforgettable": _NUMBER,
+        "never_learned": _NUMBER,
+        "forgotten_at_least_once": _NUMBER,
+        "frequently_forgotten": _NUMBER,
+        "mean_forgetting_events": object,
+    },
+    "per_class": {
+        str: {
+            "share_of_pixels": _NUMBER,
+            "mean_forgetting_events": object,
+            "forgotten_at_least_once": _NUMBER,
+            "frequently_forgotten": _NUMBER,
+            "share_of_events": _NUMBER,
+        }
+    },
+    "boundary": {"enrichment_2px": object},
+    "margin": dict,
+    "regions": {"count": object, "top": [_REGION_SHAPE]},
+    "test_dynamics": _Optional({str: {"auroc_switches_predict_error": _Optional((int, float))}}),
+    "figures": _Optional([{"file": str, "title": str, "caption": str}]),
+    "sections": _Optional(
+        [{"view": str, "section": int, "forgetting_events": int, "files": {str: str}}]
+    ),
+}
+
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
+def _json_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, float):
+        return "a number"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _shape_name(shape: Any) -> str:
+    if isinstance(shape, list):
+        return "a list"
+    if isinstance(shape, dict) or shape is dict:
+        return "an object"
+    if shape == _NUMBER:
+        return "a number or null"
+    if shape == (int, float):
+        return "a number"
+    return _JSON_NAMES.get(shape, str(shape))
+
+
+def _shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
+    """How ``value`` departs from ``shape`` (see :data:`_SUMMARY_SHAPE`), or None.
+
+    ``where`` is the JSON path of ``value`` (``figures[0].file``; empty: the top level).
+    """
+    if shape is object:
+        return None
+    at = f"`{where}`" if where else "the top level"
+    kind = dict if isinstance(shape, dict) else list if isinstance(shape, list) else shape
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+        return f"{_json_name(value)} instead of {_shape_name(shape)} at {at}"
+    if isinstance(shape, list):
+        items = [(f"{where}[{i}]", item, shape[0]) for i, item in enumerate(value)]
+    elif isinstance(shape, dict) and str in shape:
+        items = [(f"{where}.{key}", item, shape[str]) for key, item in value.items()]
+    elif isinstance(shape, dict):
+        items = []
+        for key, sub in shape.items():
+            if isinstance(sub, _Optional):
+                if value.get(key) is None:
+                    continue
+                sub = sub.shape
+            elif key not in value:
+                return f"no key {key!r} at {at}"
+            items.append((f"{where}.{key}" if where else key, value[key], sub))
+    else:
+        items = []
+    for inner, item, sub in items:
+        problem = _shape_problem(item, sub, inner)
+        if problem:
+            return problem
+    return None
+
+
 def _load_summary(run: Path) -> dict[str, Any]:
+    """``RUN/analysis/summary.json``, checked to hold what the report reads.
+
+    Raises:
+        ValueError: if the file is not JSON or not shaped like the summary of ``analyze``.
+    """
     path = run / "analysis" / "summary.json"
+    fix = f"run `segforget analyze {run}` again"
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
         raise ValueError(
-            f"Expected `{path}` to be the JSON that `segforget analyze` writes, got {error}; run "
-            "`segforget analyze` again"
+            f"Expected `{path}` to be the JSON that `segforget analyze` writes, got {error}; {fix}"
         ) from None
+    problem = _shape_problem(summary, _SUMMARY_SHAPE)
+    if problem:
+        raise ValueError(
+            f"Expected `{path}` to be the summary object that `segforget analyze` writes, got "
+            f"{problem}; {fix}"
+        )
+    return summary
+
+
+def _analysis_file(run: Path, name: str, entry: str) -> Path:
+    """``RUN/analysis/NAME`` as named by the summary entry ``entry``, refused when it resolves
+    (``..``, an absolute path, a symbolic link) outside the run's analysis directory.
+
+    Raises:
+        ValueError: if the file lies outside ``RUN/analysis``.
+    """
+    root = run.resolve() / "analysis"
+    file = (root / name).resolve()
+    if not file.is_relative_to(root):
+        raise ValueError(
+            f"Expected `{entry}` in `{run / 'analysis' / 'summary.json'}` to name a file inside "
+            f"`{run / 'analysis'}`, got {name!r}, which points outside the run (to {str(file)!r}); "
+            f"run `segforget analyze {run}` again"
+        )
+    return file
 
 
 def write_report(
     run_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     out: str | os.PathLike[str] | None = None,
+    force: bool = False,
     progress: bool = False,
 ) -> Path:
     """Write one self-contained HTML report of one or several runs.
 
     Args:
         run_dirs: run directories (one or more); the first one's figures and browser come first.
-        out: output file (default ``RUN/report.html`` of the first run).
+        out: output file ending in .html or .htm (default ``RUN/report.html`` of the first run).
+        force: replace an existing output file.
         progress: show progress bars while analysing runs that have no analysis yet.
 
     Returns:
         the path of the written report.
 
     Raises:
-        ValueError: if ``run_dirs`` is empty, a directory is not a run directory, or ``out``
-            is a directory.
+        ValueError: if ``run_dirs`` is empty, a directory is not a run directory, ``out`` is a
+            directory or does not end in .html/.htm, a ``summary.json`` is not shaped like the
+            one ``segforget analyze`` writes, or it names a file outside its run's analysis
+            directory.
         FileNotFoundError: if a run directory does not exist.
+        FileExistsError: if the output file exists and ``force`` is False.
     """
     from segforget.analysis.run import RunReader, analyze_run
 
@@ -323,6 +485,16 @@ def write_report(
             f"Expected `out` to be a file path, got the directory {target}; add a "
             "file name such as report.html"
         )
+    if target.suffix.lower() not in _SUFFIXES:
+        raise ValueError(
+            f"Expected `out` to end in .html or .htm, got {str(target)!r}; name the report "
+            "file such as report.html"
+        )
+    if os.path.lexists(target) and not force:
+        raise FileExistsError(
+            f"Expected the report's output file not to exist, got the existing file "
+            f"{str(target)!r}; pass --force to replace it, or choose another --out"
+        )
     summaries = []
     for p in paths:
         if _needs_analysis(p):
@@ -336,10 +508,11 @@ def write_report(
     ]
     parts.append("<h2>What the dynamics show</h2>")
     for name, s in zip(names, summaries):
-        items = "".join(f"<li>{html.escape(t)}</li>" for t in s.get("findings", []))
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in s.get("findings") or [])
         parts.append(
             f"<h3>{html.escape(name)} <span class='muted'>({html.escape(s['data'])}, "
-            f"{html.escape(s['mode'])} mode, views {', '.join(s['views'])})</span></h3>"
+            f"{html.escape(s['mode'])} mode, views {html.escape(', '.join(s['views']))})"
+            "</span></h3>"
             f"<ul class='findings'>{items}</ul>"
         )
     parts.append("<h2>Metrics and forgetting, side by side</h2>")
@@ -355,8 +528,8 @@ def write_report(
     )
     for i, (name, p, s) in enumerate(zip(names, paths, summaries)):
         figures = []
-        for fig in s.get("figures", []):
-            file = p / "analysis" / fig["file"]
+        for j, fig in enumerate(s.get("figures") or []):
+            file = _analysis_file(p, fig["file"], f"figures[{j}].file")
             if not file.is_file():
                 continue
             figures.append(
@@ -377,12 +550,12 @@ def write_report(
     browser = {"runs": []}
     for name, p, s in zip(names, paths, summaries):
         sections = []
-        for entry in s.get("sections", []):
-            images = {
-                kind: _data_uri(p / "analysis" / rel)
+        for j, entry in enumerate(s.get("sections") or []):
+            files = {
+                kind: _analysis_file(p, rel, f"sections[{j}].files.{kind}")
                 for kind, rel in entry["files"].items()
-                if (p / "analysis" / rel).is_file()
             }
+            images = {kind: _data_uri(file) for kind, file in files.items() if file.is_file()}
             sections.append(
                 {
                     "view": entry["view"],
@@ -408,7 +581,7 @@ def write_report(
         "<label>run <select id='sf-run'></select></label>"
         "<label>view <select id='sf-view'></select></label>"
         "<label>section <select id='sf-section'></select></label></div>"
-        f"{_legend(summaries[0].get('class_names', []))}"
+        f"{_legend(summaries[0].get('class_names') or [])}"
         f"<p id='sf-caption'></p><div class='panels'>{panels}</div></div>"
     )
     blob = json.dumps(browser).replace("</", "<\\/")
