@@ -311,6 +311,16 @@ CASES += [
         ("checkpoint",),
     ),
     Case(
+        "train-resume-garbled-config",
+        lambda i: [
+            "train",
+            "--out",
+            i.run(lambda r: _write(r / "config.yaml", b"- 1")),
+            "--resume",
+        ],
+        ("config.yaml", "mapping"),
+    ),
+    Case(
         "train-resume-foreign-checkpoint",
         lambda i: ["train", "--out", i.run(_foreign_checkpoint), "--resume"],
         ("checkpoint",),
@@ -519,6 +529,14 @@ CASES += [
     Case("select-missing-chunk", lambda i: ["select", i.run(MISSING_CHUNK)], ("damaged",)),
     Case("select-corrupt-chunk", lambda i: ["select", i.run(CORRUPT_CHUNK)], ("intact",)),
     Case("select-zero-n", lambda i: ["select", i.run(), "--n", "0"], ("--n",)),
+    Case("select-negative-seed", lambda i: ["select", i.run(), "--seed", "-1"], ("--seed",)),
+    Case(
+        "select-unknown-device",
+        lambda i: ["select", i.run(), "--strategy", "entropy", "--device", "tpu"],
+        ("--device", "tpu"),
+    ),
+    Case("select-unknown-view", lambda i: ["select", i.run(), "--view", "x"], ("`view`", "'x'")),
+    Case("select-unknown-mode", lambda i: ["select", i.run(), "--mode", "x"], ("`mode`", "'x'")),
     Case(
         "select-existing-out",
         lambda i: ["select", i.run(), "--out", _write(i.path("x.csv"), b"keep")],
@@ -592,6 +610,21 @@ CASES += [
         "al-sim-zero-rounds",
         lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--rounds", "0"],
         ("--rounds",),
+    ),
+    Case(
+        "al-sim-unknown-device",
+        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--device", "tpu"],
+        ("--device", "tpu"),
+    ),
+    Case(
+        "al-sim-negative-seed",
+        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--seeds", "0,-1"],
+        ("--seeds",),
+    ),
+    Case(
+        "al-sim-negative-lr",
+        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--lr", "-1"],
+        ("--lr",),
     ),
     Case("demo-out-is-a-file", lambda i: ["demo", "--out", _write(i.path("f"), b"x")], ("f",)),
 ]

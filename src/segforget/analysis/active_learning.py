@@ -638,10 +638,24 @@ def pool_spaces(
         view: keep only this view (default: all tracked views).
 
     Raises:
-        ValueError: if the run tracked no split of the pool (train with ``track.test=true``).
+        ValueError: if the run has no statistics of ``mode`` or ``view``, or tracked no split of
+            the pool (train with ``track.test=true``).
     """
     run = _as_run(run)
-    tracked = [(s, v) for m, s, v in run.available_stats() if m == mode]
+    available = run.available_stats()
+    modes = sorted({m for m, _, _ in available})
+    if mode not in modes:
+        raise ValueError(
+            f"Expected `mode` to be a recording mode of the run ({', '.join(modes) or 'none'}), "
+            f"got {mode!r}"
+        )
+    tracked = [(s, v) for m, s, v in available if m == mode]
+    views = sorted({v for _, v in tracked})
+    if view is not None and view not in views:
+        raise ValueError(
+            f"Expected `view` to be a view tracked in {mode} mode ({', '.join(views)}), "
+            f"got {view!r}"
+        )
     if pool == "test":
         chosen = [(s, v) for s, v in tracked if s != "train"]
     else:

@@ -464,6 +464,7 @@ def run_benchmark(
     """
     import shutil
 
+    from segforget.data.spec import absolute_spec
     from segforget.models import validate_model_name
     from segforget.train import RunConfig
     from segforget.train.loop import RESUME_OR_FORCE
@@ -491,7 +492,7 @@ def run_benchmark(
 
     def config_for(name: str, opts: dict[str, Any], seed: int) -> RunConfig:
         config = RunConfig()
-        config.data.spec = spec
+        config.data.spec = absolute_spec(spec)
         config.data.views = None if views is None else list(views)
         config.model.name = model
         config.train.epochs = epochs

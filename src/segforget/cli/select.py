@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -92,6 +93,7 @@ def select_command(
         write_selection,
     )
     from segforget.train import load_run
+    from segforget.train.loop import resolve_device
 
     if strategy not in STRATEGIES:
         raise ValueError(
@@ -101,6 +103,9 @@ def select_command(
         raise ValueError(f"Expected `--n` to be a positive number of sections, got {n}")
     if spacing < 0:
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
+    if seed < 0:
+        raise ValueError(f"Expected `--seed` to be an integer >= 0, got {seed}")
+    device = str(resolve_device(device))
     window = None if patch is None else _parse_patch(patch)
     _check_run_dir(run_dir)
     csv_path = out or run_dir / "select" / _default_name(strategy, pool, window)
@@ -189,6 +194,7 @@ def al_sim_command(
     )
     from segforget.compare import format_p
     from segforget.io import atomic_directory, atomic_write_json, check_output_directory
+    from segforget.train.loop import resolve_device
 
     names = _parse_list(strategies, "--strategies")
     for name in names:
@@ -197,6 +203,11 @@ def al_sim_command(
                 f"Expected `--strategies` to hold names from {', '.join(STRATEGIES)}, got {name!r}"
             )
     seed_list = _parse_list(seeds, "--seeds", int)
+    if any(seed < 0 for seed in seed_list):
+        raise ValueError(f"Expected `--seeds` to hold integers >= 0, got {seeds!r}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"Expected `--lr` to be a finite number > 0, got {lr}")
+    device = str(resolve_device(device))
     for name, value in (("--rounds", rounds), ("--budget", budget), ("--initial", initial)):
         if value < 1:
             raise ValueError(f"Expected `{name}` to be an integer >= 1, got {value}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from segforget.data.core import SegmentationData
 from segforget.io import cache_dir
 
-__all__ = ["load_data", "cache_dir", "synthetic_cache_path", "parse_spec"]
+__all__ = ["load_data", "cache_dir", "synthetic_cache_path", "parse_spec", "absolute_spec"]
 
 _FORMS = "'synthetic:PRESET[:SEED]', 'f3:DIR' or 'images:DIR'"
 
@@ -27,6 +27,20 @@ def synthetic_cache_path(preset: str, seed: int) -> Path:
     from segforget.data.synthetic import GENERATOR_VERSION
 
     return cache_dir() / "synthetic" / f"{preset}-seed{seed}-v{GENERATOR_VERSION}"
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with the folder of an ``f3:`` or ``images:`` spec made absolute (``~``
+    expanded), so a run's saved spec names the same data from any working directory; other
+    specs are returned unchanged.
+
+    Raises:
+        TypeError, ValueError: as :func:`parse_spec`.
+    """
+    kind, argument, _ = parse_spec(spec)
+    if kind == "synthetic":
+        return spec
+    return f"{kind}:{Path(argument).expanduser().absolute()}"
 
 
 def parse_spec(spec: str) -> tuple[str, str, int | None]:

@@ -8,6 +8,7 @@ stores. Shapes: B sections per batch, C channels, K classes, H x W section size.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import random
@@ -43,6 +44,7 @@ from segforget.train.checkpoint import (
 )
 from segforget.train.config import RunConfig
 from segforget.train.distributed import DistributedContext, setup_distributed, shard
+from segforget.train.run import read_mapping
 
 __all__ = [
     "Trainer",
@@ -206,13 +208,15 @@ def read_config(run_dir: str | Path) -> RunConfig:
 
     Raises:
         FileNotFoundError: no ``config.yaml`` in ``run_dir``.
+        ValueError: a damaged ``config.yaml`` (unreadable, not a mapping, unknown keys or
+            invalid values).
     """
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"Expected a run directory with {CONFIG_FILE}, got {str(run_dir)!r}"
         )
-    saved = yaml.safe_load(path.read_text()) or {}
+    saved = read_mapping(path, yaml.safe_load, "train it again with --force")
     saved.pop("run", None)
     return RunConfig.from_dict(saved)
 
@@ -845,7 +849,12 @@ def _check_resumable(
             f"Expected `{path}` to be a checkpoint written by segforget train (format 1), got one "
             f"{found}; start again with --force"
         )
+    from segforget.data.spec import absolute_spec
+
     saved = _flatten(checkpoint["config"]) if isinstance(checkpoint["config"], dict) else {}
+    if isinstance(saved.get("data.spec"), str):  # runs saved before specs were made absolute
+        with contextlib.suppress(TypeError, ValueError):
+            saved["data.spec"] = absolute_spec(saved["data.spec"])
     current = _flatten(config.to_dict())
     differ = [
         key
@@ -920,11 +929,15 @@ def train(
         FileNotFoundError: data not found, or nothing to resume in ``out``.
     """
     from segforget.data import load_data
+    from segforget.data.spec import absolute_spec
     from segforget.models import build_model
 
     if resume and force:
         raise ValueError(RESUME_OR_FORCE)
     config.validate()
+    # Saved with the data folder absolute, so analyze/select/report find it from anywhere.
+    config = RunConfig.from_dict(config.to_dict())
+    config.data.spec = absolute_spec(config.data.spec)
     out = Path(out)
     device = resolve_device(config.train.device)
     _prepare_out(out, resume=resume, force=force)

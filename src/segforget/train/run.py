@@ -108,7 +108,7 @@ class Run:
         )
 
 
-def _read_mapping(file: Path, parse: Any, fix: str) -> dict[str, Any]:
+def read_mapping(file: Path, parse: Any, fix: str) -> dict[str, Any]:
     """The mapping a run file holds (YAML or JSON text); a damaged file is a ValueError naming
     it, what is wrong and ``fix``."""
     try:
@@ -148,8 +148,8 @@ def load_run(path: str | Path) -> Run:
             f"Expected a finished run (with metrics.json) in {str(path)!r}, got none; "
             "continue it with `segforget train --out RUN --resume`"
         )
-    config = _read_mapping(config_file, yaml.safe_load, "train it again with --force")
-    metrics = _read_mapping(
+    config = read_mapping(config_file, yaml.safe_load, "train it again with --force")
+    metrics = read_mapping(
         metrics_file, json.loads, "continue it with `segforget train --out RUN --resume`"
     )
     data = config.get("data", {})
