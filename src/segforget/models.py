@@ -211,6 +211,14 @@ def build_model(
         raise ValueError(
             f"Expected smp to accept model {name!r} with {options}, got: {exc}"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 - a failed download of pretrained weights
+        if encoder_weights is None:
+            raise
+        raise ValueError(
+            f"Expected the pretrained encoder weights {encoder_weights!r} to be available, got "
+            f"{' '.join(str(exc).split())[:200]}; without network set "
+            "model.encoder_weights=null (train from scratch)"
+        ) from None
     divisor = int(getattr(net.encoder, "output_stride", 32))
     return SegmentationNet(net, divisor=divisor, name=name)
 

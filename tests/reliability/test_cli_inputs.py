@@ -311,6 +311,11 @@ CASES += [
         ("checkpoint",),
     ),
     Case(
+        "train-resume-fewer-epochs",
+        lambda i: ["train", "--out", i.run(), "--resume", "--epochs", "1"],
+        ("--epochs", "at least the 2 epochs"),
+    ),
+    Case(
         "train-resume-garbled-config",
         lambda i: [
             "train",
@@ -529,6 +534,27 @@ CASES += [
     Case("select-missing-chunk", lambda i: ["select", i.run(MISSING_CHUNK)], ("damaged",)),
     Case("select-corrupt-chunk", lambda i: ["select", i.run(CORRUPT_CHUNK)], ("intact",)),
     Case("select-zero-n", lambda i: ["select", i.run(), "--n", "0"], ("--n",)),
+    Case(
+        "label-issues-negative-display",
+        lambda i: ["label-issues", i.run(), "--display", "-1"],
+        ("--display",),
+    ),
+    Case(
+        "train-data-is-a-file",
+        lambda i: ["train", "--data", f"f3:{_write(i.path('f'), b'x')}", "--out", i.path("r")],
+        ("got a file",),
+    ),
+    Case(
+        "train-class-names-not-a-list",
+        lambda i: [
+            "train",
+            "--data",
+            i.f3_with(lambda root: (root / "survey.json").write_text('{"class_names": "abc"}')),
+            "--out",
+            i.path("r"),
+        ],
+        ("class_names", "list of distinct"),
+    ),
     Case("select-negative-seed", lambda i: ["select", i.run(), "--seed", "-1"], ("--seed",)),
     Case(
         "select-unknown-device",

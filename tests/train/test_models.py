@@ -62,3 +62,21 @@ def test_decoder_channels_must_match_depth():
         build_model(
             "unet-resnet18", in_channels=1, num_classes=6, encoder_depth=3, decoder_channels=[8, 8]
         )
+
+
+def test_unavailable_pretrained_weights_name_the_offline_setting(monkeypatch):
+    """A failed download of pretrained encoder weights is a user error with the fix."""
+    import segmentation_models_pytorch as smp
+
+    from segforget.models import build_model
+
+    def offline(*args, **kwargs):
+        if kwargs.get("encoder_weights") is not None:
+            raise OSError("Network is unreachable")
+        return create(*args, **kwargs)
+
+    create = smp.create_model
+    monkeypatch.setattr(smp, "create_model", offline)
+    with pytest.raises(ValueError, match="Network is unreachable.*encoder_weights=null"):
+        build_model("tiny", in_channels=1, num_classes=6, encoder_weights="imagenet")
+    assert build_model("tiny", in_channels=1, num_classes=6) is not None

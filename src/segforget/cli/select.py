@@ -313,6 +313,8 @@ def label_issues_command(
         raise ValueError(f"Expected `--top-pixels` to be >= 1, got {top_pixels}")
     if opening < 0:
         raise ValueError(f"Expected `--opening` to be >= 0, got {opening}")
+    if display < 0:
+        raise ValueError(f"Expected `--display` to be >= 0 sections, got {display}")
     _check_run_dir(run_dir)
     out_dir = out if out is not None else run_dir / "label_issues"
     check_output_directory(

@@ -159,6 +159,17 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(meta, dict):
         raise ValueError(f"Expected `{path}` to hold a JSON object, got {type(meta).__name__}")
+    names = meta.get("class_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ValueError(
+            f"Expected `class_names` in `{path}` to be a list of distinct non-empty names, got "
+            f"{names!r}; fix or delete it"
+        )
     return meta
 
 
@@ -182,9 +193,10 @@ def read_f3(
     """
     directory = Path(directory)
     if not directory.is_dir():
+        found = "a file" if directory.exists() else "no such directory"
         raise FileNotFoundError(
             f"Expected `{directory}` to be a directory in the F3 layout "
-            "(train/train_seismic.npy, ...), got no such directory; create one with "
+            f"(train/train_seismic.npy, ...), got {found}; create one with "
             "`segforget synth --out DIR` or `segforget import-segy`"
         )
     meta = _read_metadata(directory)

@@ -194,8 +194,9 @@ def read_images(
     """
     directory = Path(directory)
     if not directory.is_dir():
+        found = "a file" if directory.exists() else "no such folder"
         raise FileNotFoundError(
-            f"Expected `{directory}` to be a folder with images/ and masks/, got no such folder"
+            f"Expected `{directory}` to be a folder with images/ and masks/, got {found}"
         )
     if (directory / "train").is_dir() and (directory / "test").is_dir():
         train_pairs = _pairs(directory / "train" / "images", directory / "train" / "masks")

@@ -870,6 +870,12 @@ def _check_resumable(
             f"Expected config.yaml to match the configuration `{path}` was trained with, got "
             f"differences in {details}; restore config.yaml, or start a new run with --force"
         )
+    done = checkpoint.get("epoch")
+    if isinstance(done, int) and config.train.epochs < done:
+        raise ValueError(
+            f"Expected `--epochs` to be at least the {done} epochs `{path}` has trained, got "
+            f"{config.train.epochs}; a run cannot be shortened (train a new one with --out)"
+        )
     trackers = checkpoint["trackers"]
     if not isinstance(trackers, dict) or set(trackers) != tracker_keys:
         raise ValueError(
