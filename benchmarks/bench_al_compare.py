@@ -74,6 +74,19 @@ def load_runs(
     return out, common, labeled or []
 
 
+def _split_pair(text: str, runs: dict[str, dict[str, np.ndarray]]) -> tuple[str, str]:
+    """'A@x-B@y' -> ('A@x', 'B@y'), at the '-' where both sides name a loaded curve (strategy
+    and label names may hold '-' themselves)."""
+    known = {f"{strategy}@{label}" for label, curves in runs.items() for strategy in curves}
+    for i, char in enumerate(text):
+        if char == "-" and text[:i] in known and text[i + 1 :] in known:
+            return text[:i], text[i + 1 :]
+    raise SystemExit(
+        f"Expected --pairs entries STRATEGY@LABEL-STRATEGY@LABEL of loaded curves "
+        f"({', '.join(sorted(known))}), got {text!r}"
+    )
+
+
 def main() -> None:
     from segforget.compare import format_p, paired_differences
 
@@ -89,7 +102,7 @@ def main() -> None:
             print(f"{strategy + '@' + label:<22}{cells}")
     first = next(iter(runs))
     if args.pairs:
-        pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",")]
+        pairs = [_split_pair(p, runs) for p in args.pairs.split(",")]
     else:
         pairs = []
         for label, curves in runs.items():

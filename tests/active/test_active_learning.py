@@ -168,7 +168,18 @@ def test_select_sections_dispatch_and_error():
         select_sections(scores, 3, strategy="gauss", seed=2),
         gaussian_switch_sampling(scores, 3, seed=2),
     )
-    assert STRATEGIES == ("switch", "gauss", "forgetting", "entropy", "margin", "random")
+    assert STRATEGIES == (
+        "switch",
+        "gauss",
+        "switch-entropy",
+        "forgetting",
+        "entropy",
+        "margin",
+        "random",
+    )
+    assert select_sections(scores, 3, strategy="switch-entropy").tolist() == (
+        rank_sections(scores, 3).tolist()
+    )
     with pytest.raises(ValueError, match="Expected `strategy` to be one of switch, gauss"):
         select_sections(scores, 3, strategy="bald")
 
@@ -314,3 +325,21 @@ def test_pixel_to_patch_scores_matches_loops():
     assert whole[:, 0] == pytest.approx(pixel_to_section_scores(values, num_sections=n))
     with pytest.raises(ValueError, match="Expected `values` to hold num_sections"):
         pixel_to_patch_scores(values[:-1], num_sections=n, section_shape=(h, w), patch=patch)
+
+
+def test_rank_mean_scores_by_hand():
+    """Ranks 1..N (ties averaged) divided by N, averaged over the vectors."""
+    from segforget.analysis.active_learning import rank_mean_scores
+
+    got = rank_mean_scores([4.0, 1.0, 2.0, 3.0], [0.4, 0.1, 0.3, 0.2])
+    # ranks (4, 1, 2, 3) and (4, 1, 3, 2): mean / 4
+    assert got == pytest.approx([1.0, 0.25, 0.625, 0.625])
+    # ties share the average rank: (1.5, 1.5, 3) / 3 and (1, 2, 3) / 3
+    assert rank_mean_scores([1, 1, 2], [5, 6, 7]) == pytest.approx([2.5 / 6, 3.5 / 6, 1.0])
+    # scale does not matter: entropy in nats and switch counts weigh the same
+    assert rank_mean_scores([1, 2, 3], [10, 20, 30]) == pytest.approx(
+        rank_mean_scores([0.1, 0.2, 0.3], [1000, 2000, 3000])
+    )
+    for bad in (([1, 2], [1, 2, 3]), ([1, float("nan")], [1, 2]), ([1, 2],)):
+        with pytest.raises(ValueError):
+            rank_mean_scores(*bad)

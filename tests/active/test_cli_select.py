@@ -192,6 +192,37 @@ def test_entropy_and_margin_use_the_final_model(tiny_run):
     assert got["margin"] == pytest.approx(margin_section_scores(probabilities))
 
 
+def test_switch_entropy_ranks_by_the_mean_rank_of_both_scores(tiny_run, tmp_path):
+    """switch-entropy = mean of the rank fractions of the switch score (tracked pixels, by
+    loops) and the entropy score (the final model's softmax) over the whole pool."""
+    from scipy.stats import rankdata
+
+    out = tmp_path / "se.csv"
+    result = run_cli(["select", tiny_run, "--strategy", "switch-entropy", "--n", 6, "--out", out])
+    assert result.code == 0, result.stderr
+    rows = read_csv(out)
+    run = load_run(tiny_run)
+    switch = reference_switch_scores(run)
+    model, data = load_final_model(run), run.load_data()
+    entropy = {}
+    for split, view in {(s, v) for (s, v, _) in switch}:
+        images = torch.stack([item["image"] for item in data.dataset(split, view)])
+        with torch.no_grad():
+            p = torch.softmax(model(images).double(), dim=1).numpy()
+        for section, value in enumerate(entropy_section_scores(p)):
+            entropy[(split, view, section)] = value
+    keys = sorted(switch)
+    s_rank = rankdata([switch[k] for k in keys]) / len(keys)
+    e_rank = rankdata([entropy[k] for k in keys]) / len(keys)
+    reference = {k: (a + b) / 2 for k, a, b in zip(keys, s_rank, e_rank)}
+    expected = sorted(reference.values(), reverse=True)[:6]
+    assert [float(r["score"]) for r in rows] == pytest.approx(expected)
+    for r in rows:
+        assert float(r["score"]) == pytest.approx(
+            reference[(r["split"], r["view"], int(r["section"]))]
+        )
+
+
 def test_select_user_errors_write_nothing(tiny_run, tmp_path):
     out = tmp_path / "x.csv"
     assert_user_error(
@@ -485,6 +516,42 @@ def test_window_acquisition_scores_match_window_means(tiny_f3):
             reference[unit] = switches[window][seen[window]].mean()
     best = sorted(reference, key=lambda u: (-reference[u], u))[:4]
     assert chosen.tolist() == best
+
+
+def test_switch_entropy_acquisition_combines_the_ranks(tiny_f3):
+    """al-sim's switch-entropy picks the pool sections with the highest mean rank fraction of
+    their tracked switch mean and the round model's entropy (both computed here by hand)."""
+    from scipy.stats import rankdata
+
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    view = data.views[0]
+    h, w = data.space("train", view).section_shape
+    sections = np.asarray(data.sections("train", view))
+    units = al._SectionUnits(sections)
+    labeled = sections[:2]
+    pool = np.setdiff1d(sections, labeled)
+    settings = al.RoundTraining(epochs=3, steps_per_epoch=1, batch_size=2, track_warmup=0)
+    model, stats = al._train_on_sections(
+        data, view, labeled, pool, track=True, seed=0, settings=settings
+    )
+    chosen = al._acquire(
+        units, "switch-entropy", data, view, pool, 3, model=model, stats=stats, seed=0, device="cpu"
+    )
+    switches = np.asarray(stats.switch_events).reshape(-1, h, w)
+    seen = np.asarray(stats.observations).reshape(-1, h, w) > 0
+    switch = [switches[s][seen[s]].mean() for s in pool]
+    images = torch.stack(
+        [data.dataset("train", view, sections=pool)[i]["image"] for i in range(pool.size)]
+    )
+    with torch.no_grad():
+        p = torch.softmax(model(images).double(), dim=1).numpy()
+    entropy = entropy_section_scores(p)
+    combined = (rankdata(switch) + rankdata(entropy)) / (2 * pool.size)
+    best = sorted(range(pool.size), key=lambda i: (-combined[i], i))[:3]
+    assert chosen.tolist() == pool[best].tolist()
 
 
 def test_window_entropy_acquisition_matches_the_models_pixels(tiny_f3):

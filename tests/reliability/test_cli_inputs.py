@@ -248,6 +248,11 @@ CASES += [
         ("section", "trian"),
     ),
     Case(
+        "train-config-file-not-utf8",
+        lambda i: _train_tiny(i, "--config", _write(i.path("c.yaml"), b"train: \xff\xfe\n")),
+        ("valid YAML", "c.yaml"),
+    ),
+    Case(
         "train-config-file-not-yaml",
         lambda i: _train_tiny(i, "--config", _config_file(i, "train: [1, 2\n")),
         ("valid YAML",),

@@ -44,6 +44,7 @@ __all__ = [
     "entropy_section_scores",
     "margin_section_scores",
     "random_section_scores",
+    "rank_mean_scores",
     "rank_sections",
     "gaussian_switch_sampling",
     "select_sections",
@@ -64,13 +65,28 @@ __all__ = [
     "write_selection",
 ]
 
-Strategy = Literal["switch", "gauss", "forgetting", "entropy", "margin", "random"]
+Strategy = Literal["switch", "gauss", "switch-entropy", "forgetting", "entropy", "margin", "random"]
 
 #: Valid strategy names, in the order the CLI lists them.
-STRATEGIES: tuple[str, ...] = ("switch", "gauss", "forgetting", "entropy", "margin", "random")
+STRATEGIES: tuple[str, ...] = (
+    "switch",
+    "gauss",
+    "switch-entropy",
+    "forgetting",
+    "entropy",
+    "margin",
+    "random",
+)
 
 #: Strategies that need no labels of the pool.
-LABEL_FREE_STRATEGIES: tuple[str, ...] = ("switch", "gauss", "entropy", "margin", "random")
+LABEL_FREE_STRATEGIES: tuple[str, ...] = (
+    "switch",
+    "gauss",
+    "switch-entropy",
+    "entropy",
+    "margin",
+    "random",
+)
 
 
 def _check_strategy(strategy: str) -> None:
@@ -244,6 +260,38 @@ def margin_section_scores(probabilities: np.ndarray) -> np.ndarray:
 def random_section_scores(num_sections: int, *, seed: int) -> np.ndarray:
     """Uniform random scores in [0, 1), reproducible by ``seed``."""
     return np.random.default_rng(seed).random(num_sections)
+
+
+def rank_mean_scores(*scores: np.ndarray) -> np.ndarray:
+    """Combine score vectors of the same units by the mean of their rank fractions.
+
+    Each vector is ranked (1 = lowest, ties share their average rank) and divided by its
+    length, so every score counts equally whatever its scale; ``switch-entropy`` combines the
+    switch and entropy scores of a pool this way.
+
+    Args:
+        *scores: two or more (N,) finite score vectors of the same N units (higher = label
+            first).
+
+    Returns:
+        (N,) float64 in (0, 1]: the mean rank fraction of every unit.
+
+    Raises:
+        ValueError: fewer than two vectors, different lengths, or non-finite scores.
+    """
+    from scipy.stats import rankdata
+
+    arrays = [np.asarray(s, dtype=np.float64).reshape(-1) for s in scores]
+    if len(arrays) < 2 or len({a.size for a in arrays}) != 1:
+        raise ValueError(
+            f"Expected two or more score vectors of one length, got lengths "
+            f"{[a.size for a in arrays]}"
+        )
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("Expected finite scores to rank, got NaN or inf")
+    if arrays[0].size == 0:
+        return np.zeros(0)
+    return np.mean([rankdata(a) / a.size for a in arrays], axis=0)
 
 
 def rank_sections(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -724,8 +772,9 @@ def select_from_run(
 
     Label-dynamics strategies (``switch``, ``gauss``, ``forgetting``) read the run's tracked
     statistics of the pool; ``entropy`` and ``margin`` run the final model over the pool's
-    sections; ``random`` draws seeded scores. Scores of all (split, view) spaces of the pool are
-    ranked together.
+    sections; ``switch-entropy`` ranks by the mean rank of the switch and entropy scores
+    (:func:`rank_mean_scores`); ``random`` draws seeded scores. Scores of all (split, view)
+    spaces of the pool are ranked together.
 
     Args:
         run: a Run or run directory.
@@ -753,13 +802,62 @@ def select_from_run(
     patch = _check_patch(patch)
     run = _as_run(run)
     spaces = pool_spaces(run, pool, mode=mode, view=view)
-    keys: list[tuple[str, str, int, tuple[int, int, int, int] | None]] = []
-    groups: list[int] = []
-    parts: list[np.ndarray] = []
     model = data = None
-    if strategy in ("entropy", "margin"):
+    if strategy in ("entropy", "margin", "switch-entropy"):
         model = load_final_model(run, device=device)
         data = _run_data(run)
+    common = {"mode": mode, "patch": patch, "model": model, "data": data, "device": device}
+    if strategy == "switch-entropy":
+        keys, groups, switch = _pool_scores(run, "switch", spaces, **common)
+        entropy_keys, _, entropy = _pool_scores(run, "entropy", spaces, **common)
+        by_key = dict(zip(entropy_keys, entropy.tolist()))
+        kept = [i for i, key in enumerate(keys) if key in by_key]
+        keys, groups = [keys[i] for i in kept], groups[kept]
+        scores = rank_mean_scores(switch[kept], np.asarray([by_key[k] for k in keys]))
+    else:
+        keys, groups, scores = _pool_scores(run, strategy, spaces, **common)
+    if strategy == "random":
+        scores = random_section_scores(scores.size, seed=seed)
+    chosen = select_sections(
+        scores,
+        int(n),
+        strategy=strategy,
+        seed=seed,
+        positions=np.asarray([key[2] for key in keys], dtype=np.int64),
+        groups=groups,
+        spacing=spacing,
+    )
+    out = []
+    for rank, i in enumerate(chosen):
+        split, space_view, section, window = keys[i]
+        row = {"rank": rank + 1, "split": split, "view": space_view, "section": section}
+        if window is not None:
+            row.update(zip(("row", "col", "height", "width"), window))
+        row["score"] = float(scores[i])
+        out.append(row)
+    return out
+
+
+_PoolKey = tuple[str, str, int, "tuple[int, int, int, int] | None"]
+
+
+def _pool_scores(
+    run: Any,
+    strategy: str,
+    spaces: list[tuple[str, str]],
+    *,
+    mode: str,
+    patch: tuple[int, int] | None,
+    model: Any,
+    data: Any,
+    device: str,
+) -> tuple[list[_PoolKey], np.ndarray, np.ndarray]:
+    """One strategy's scores of every unit of the pool with a finite score: the units'
+    (split, view, section, window) keys, (U,) spacing group (one per space and window) and
+    (U,) scores."""
+    keys: list[_PoolKey] = []
+    groups: list[int] = []
+    parts: list[np.ndarray] = []
     for split, space_view in spaces:
         sections, scores, windows = _space_scores(
             run,
@@ -776,29 +874,10 @@ def select_from_run(
         for t, window in enumerate(windows):
             rows = np.flatnonzero(finite[:, t])
             keys.extend((split, space_view, int(sections[i]), window) for i in rows)
-            groups.extend([len(parts)] * rows.size)  # one group per space and window
+            groups.extend([len(parts)] * rows.size)
             parts.append(scores[rows, t])
     scores = np.concatenate(parts) if parts else np.zeros(0)
-    if strategy == "random":
-        scores = random_section_scores(scores.size, seed=seed)
-    chosen = select_sections(
-        scores,
-        int(n),
-        strategy=strategy,
-        seed=seed,
-        positions=np.asarray([key[2] for key in keys], dtype=np.int64),
-        groups=np.asarray(groups, dtype=np.int64),
-        spacing=spacing,
-    )
-    out = []
-    for rank, i in enumerate(chosen):
-        split, space_view, section, window = keys[i]
-        row = {"rank": rank + 1, "split": split, "view": space_view, "section": section}
-        if window is not None:
-            row.update(zip(("row", "col", "height", "width"), window))
-        row["score"] = float(scores[i])
-        out.append(row)
-    return out
+    return keys, np.asarray(groups, dtype=np.int64), scores
 
 
 def _check_patch(patch: Any) -> tuple[int, int] | None:
@@ -919,7 +998,7 @@ def plot_selection(
 # --------------------------------------------------------------------------- simulation
 
 #: Strategies whose scores need the pool to be tracked during training.
-_TRACKED = ("switch", "gauss", "forgetting")
+_TRACKED = ("switch", "gauss", "switch-entropy", "forgetting")
 
 
 @dataclass(frozen=True)
@@ -1078,14 +1157,21 @@ def _acquire(
 ) -> np.ndarray:
     """Choose ``budget`` units (sections or windows) from ``pool`` with ``strategy``, ``spacing``
     apart from each other and from the ``labeled`` units (see :func:`spaced_choice`)."""
+
+    def tracked(value: np.ndarray) -> np.ndarray:
+        observed = np.asarray(stats.observations) > 0
+        return units.pixel_scores(value, observed, data.space("train", view).num_sections, pool)
+
     if strategy == "random":
         scores = random_section_scores(pool.size, seed=seed)
     elif strategy in ("entropy", "margin"):
         scores = units.uncertainty_scores(strategy, data, view, pool, model=model, device=device)
+    elif strategy == "switch-entropy":
+        entropy = units.uncertainty_scores("entropy", data, view, pool, model=model, device=device)
+        scores = rank_mean_scores(tracked(stats.switch_events), entropy)
     else:
-        value = stats.forgetting_score if strategy == "forgetting" else stats.switch_events
-        observed = np.asarray(stats.observations) > 0
-        scores = units.pixel_scores(value, observed, data.space("train", view).num_sections, pool)
+        forgetting = strategy == "forgetting"
+        scores = tracked(stats.forgetting_score if forgetting else stats.switch_events)
     positions, groups = units.place(pool)
     taken, taken_groups = units.place(np.zeros(0, np.int64) if labeled is None else labeled)
     chosen = select_sections(

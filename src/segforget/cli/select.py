@@ -62,7 +62,7 @@ def _parse_patch(text: str) -> tuple[int, int]:
 def select_command(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of segforget train."),
     strategy: str = typer.Option(
-        "switch", help="switch, gauss, forgetting, entropy, margin or random."
+        "switch", help="switch, gauss, switch-entropy, forgetting, entropy, margin or random."
     ),
     n: int = typer.Option(8, "--n", help="Number of sections (windows with --patch) to choose."),
     pool: str = typer.Option("test", help="'test' (all tracked test splits) or one split name."),
@@ -254,12 +254,14 @@ def al_sim_command(
         plot_learning_curves(result, Path(tmp) / "curves.png")
     labeled = result["curves"][names[0]]["labeled"]
     unit = "sections" if window is None else f"{window[0]}x{window[1]} windows"
-    typer.echo("strategy      " + "  ".join(f"{n:>13}" for n in labeled) + f"   (labeled {unit})")
+    width = max(len("strategy"), *(len(name) for name in result["curves"]))
+    header = "  ".join(f"{n:>13}" for n in labeled)
+    typer.echo(f"{'strategy':<{width}}  {header}   (labeled {unit})")
     for name, curve in result["curves"].items():
         cells = "  ".join(
             f"{m:.3f} ± {s:.3f}" for m, s in zip(curve["miou_mean"], curve["miou_std"])
         )
-        typer.echo(f"{name:<12}  {cells}")
+        typer.echo(f"{name:<{width}}  {cells}")
     for name, references in result["paired"].items():
         for reference, paired in references.items():
             cells = "  ".join(
@@ -267,7 +269,9 @@ def al_sim_command(
                 for m, w, p in zip(paired["mean"], paired["wins"], paired["p"])
             )
             label = f"{name} - {reference}"
-            typer.echo(f"{label:<22}  {cells}   (mean difference, seeds won, paired t-test p)")
+            typer.echo(
+                f"{label:<{2 * width + 3}}  {cells}   (mean difference, seeds won, paired t-test p)"
+            )
     typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
 
 

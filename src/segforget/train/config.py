@@ -291,9 +291,12 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         if not path.is_file():
             raise FileNotFoundError(f"Expected `--config` to be a YAML file, got {str(path)!r}")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"Expected `--config` to be valid YAML, got {path}: {exc}") from exc
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            problem = " ".join(str(exc).split())
+            raise ValueError(
+                f"Expected `--config` to be valid YAML (UTF-8), got {path}: {problem}"
+            ) from None
         config = RunConfig.from_dict(values)
     return apply_overrides(config, overrides)
 
