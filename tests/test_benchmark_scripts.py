@@ -127,3 +127,29 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "+0.300 ± 0.000, 1/1, p n/a" in done.stdout  # switch 0.9 - entropy 0.6
+
+
+def test_forgetting_epochs_counts_events_by_epoch(tmp_path):
+    """Hand case: pixel A is correct, wrong, correct, wrong (events at epochs 2 and 4), pixel B
+    wrong, correct, correct, wrong (event at epoch 4); only A is frequently forgotten (>= 2)."""
+    import torch
+
+    from segforget.dynamics import ForgettingTracker
+
+    sequences = {"A": [1, 0, 1, 0], "B": [0, 1, 1, 0]}
+    tracker = ForgettingTracker(2, 2, history=True)
+    index = torch.tensor([[[0, 1]]])
+    for t in range(4):
+        right = torch.tensor([[[sequences["A"][t], sequences["B"][t]]]])
+        tracker.update(1 - right, torch.zeros_like(right), index)  # class 0 is the label
+    store = tmp_path / "runs" / "m" / "seed0" / "dynamics" / "epoch" / "train_inline"
+    tracker.compute(meta={"view": "inline", "section_shape": [1, 2]}).save(store)
+    script = SCRIPTS[0].parent / "bench_forgetting_epochs.py"
+    args = ["--runs", tmp_path / "runs", "--methods", "m"]
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2].split() == ["m", "all", "1", "0", "2"]  # epochs 2, 3, 4
+    assert lines[3].split() == ["frequent", "(1)", "1", "0", "1"]
