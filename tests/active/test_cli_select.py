@@ -92,6 +92,15 @@ def test_select_cli_spacing_keeps_chosen_sections_apart(tiny_run, tmp_path):
     )
 
 
+def test_select_cli_says_when_the_pool_is_smaller_than_n(tiny_run, tmp_path):
+    out = tmp_path / "all.csv"
+    result = run_cli(["select", tiny_run, "--n", 100000, "--out", out])
+    assert result.code == 0, result.stderr
+    rows = read_csv(out)
+    assert f"the pool holds only {len(rows)} to choose from" in result.stdout
+    assert len(rows) == len(reference_switch_scores(load_run(tiny_run)))
+
+
 def test_select_cli_default_names_keep_sections_and_windows_apart(tiny_run, tmp_path):
     """Without --out, a window selection gets its own file: it never collides with (or needs
     --force over) the section selection of the same strategy and pool."""

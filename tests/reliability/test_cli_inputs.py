@@ -522,6 +522,14 @@ CASES += [
         "synth-unknown-preset", lambda i: ["synth", "--out", "o", "--preset", "huge"], ("preset",)
     ),
     Case("synth-negative-snr", lambda i: ["synth", "--out", "o", "--snr", "-1"], ("snr",)),
+    Case(
+        "synth-too-many-faults", lambda i: ["synth", "--out", "o", "--faults", "101"], ("at most",)
+    ),
+    Case(
+        "al-sim-patch-larger-than-sections",
+        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--patch", "1000"],
+        ("fit in the sections",),
+    ),
     Case("synth-no-out", lambda i: ["synth"], ("--out",)),
     # -- analyze / report / select / label-issues on a run
     Case("analyze-missing-run", lambda i: ["analyze", i.path("nope")], ("nope",)),

@@ -1401,7 +1401,13 @@ def simulate_active_learning(
     if patch is None:
         units = _SectionUnits(train_sections)
     else:
-        units = _WindowUnits(train_sections, tuple(data.space("train", view).section_shape), patch)
+        shape = tuple(data.space("train", view).section_shape)
+        if patch[0] > shape[0] or patch[1] > shape[1]:
+            raise ValueError(
+                f"Expected `patch` to fit in the sections of view {view!r} ({shape[0]} x "
+                f"{shape[1]}), got {patch[0]} x {patch[1]}"
+            )
+        units = _WindowUnits(train_sections, shape, patch)
     needed = initial + rounds * budget
     if needed > units.count:
         raise ValueError(

@@ -137,6 +137,8 @@ def select_command(
             f"{row['rank']:>4}  {row['split']:>8} {row['view']:>10} {row['section']:>5}  "
             f"{row['score']:.4g}{where}"
         )
+    if len(rows) < n:
+        typer.echo(f"note: the pool holds only {len(rows)} to choose from, all of them are listed")
     typer.echo(f"wrote {csv_path} and {figure_path}")
 
 

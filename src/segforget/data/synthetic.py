@@ -55,6 +55,10 @@ GENERATOR_VERSION = 5
 _CHUNK_INLINES = 16
 
 
+#: Most large normal faults a survey may have (each one is a pass over the whole volume).
+MAX_FAULTS = 100
+
+
 @dataclass(frozen=True)
 class SurveyConfig:
     """Shape and difficulty knobs of a synthetic survey.
@@ -143,6 +147,11 @@ def survey_config(preset: str = "small", **knobs: Any) -> SurveyConfig:
     for key in ("test1_inlines", "test2_crosslines", "faults"):
         if int(getattr(config, key)) < 0:
             raise ValueError(f"Expected `{key}` to be an int >= 0, got {getattr(config, key)!r}")
+    if int(config.faults) > MAX_FAULTS:
+        raise ValueError(
+            f"Expected `faults` to be at most {MAX_FAULTS} large faults (each costs a pass over "
+            f"the volume), got {config.faults!r}"
+        )
     for key in ("dt_ms", "peak_hz", "snr", "contrast", "cell_traces"):
         value = float(getattr(config, key))
         if not math.isfinite(value) or value <= 0:
