@@ -39,3 +39,4 @@ def test_relative_data_folder_is_saved_absolute(tiny_survey, tmp_path, monkeypat
     # resuming from the other directory continues the same run (the spec did not change)
     resumed = run_cli(["train", "--out", work / "run", "--resume", "--epochs", "2"])
     assert resumed.code == 0, resumed.stderr
+    assert "test mIoU" in resumed.stdout  # the headline numbers, as a fresh run prints them

@@ -64,7 +64,8 @@ def train_command(
                 f"Expected only --out, --epochs and --device with --resume (the run keeps its "
                 f"saved configuration), got {', '.join(given)}"
             )
-        resume_run(out, epochs=epochs, device=device, command=command)
+        metrics = resume_run(out, epochs=epochs, device=device, command=command)
+        _echo_test_metrics(metrics)
         typer.echo(f"run resumed and finished: {out}")
         return
     settings = []
@@ -87,10 +88,15 @@ def train_command(
         setattr(getattr(resolved, section), name, value)
     apply_overrides(resolved, overrides)
     metrics = train(resolved, out, force=force, command=command)
+    _echo_test_metrics(metrics)
+    typer.echo(f"run written to {out}")
+
+
+def _echo_test_metrics(metrics: dict) -> None:
+    """The finished run's headline test numbers, when it has test splits."""
     test = metrics.get("test") or {}
     if test.get("miou") is not None:
         typer.echo(f"test mIoU {test['miou']:.3f}, pixel accuracy {test['pixel_accuracy']:.3f}")
-    typer.echo(f"run written to {out}")
 
 
 @app.command("demo")
