@@ -189,6 +189,11 @@ def _train_tiny(inputs: Inputs, *extra, out: str | Path = "newrun") -> list:
     return _train(f"f3:{inputs.survey()}", *extra, out=out)
 
 
+def _al_sim_tiny(inputs: Inputs, *extra) -> list:
+    """al-sim on the valid tiny survey with ``extra`` options (one of them the bad input)."""
+    return ["al-sim", "--out", "a", "--data", f"f3:{inputs.survey()}", *extra]
+
+
 DATA_CASES: list[tuple[str, Callable[[Inputs], str], tuple[str, ...]]] = [
     ("missing-dir", lambda i: f"f3:{i.path('nope')}", ("no such directory", "segforget synth")),
     ("missing-file", lambda i: i.f3_with(_missing_train_labels), ("train_labels.npy", "exist")),
@@ -527,7 +532,7 @@ CASES += [
     ),
     Case(
         "al-sim-patch-larger-than-sections",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--patch", "1000"],
+        lambda i: _al_sim_tiny(i, "--patch", "1000"),
         ("fit in the sections",),
     ),
     Case("synth-no-out", lambda i: ["synth"], ("--out",)),
@@ -647,22 +652,22 @@ CASES += [
     ),
     Case(
         "al-sim-zero-rounds",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--rounds", "0"],
+        lambda i: _al_sim_tiny(i, "--rounds", "0"),
         ("--rounds",),
     ),
     Case(
         "al-sim-unknown-device",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--device", "tpu"],
+        lambda i: _al_sim_tiny(i, "--device", "tpu"),
         ("--device", "tpu"),
     ),
     Case(
         "al-sim-negative-seed",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--seeds", "0,-1"],
+        lambda i: _al_sim_tiny(i, "--seeds", "0,-1"),
         ("--seeds",),
     ),
     Case(
         "al-sim-negative-lr",
-        lambda i: ["al-sim", "--out", "a", "--data", f"f3:{i.survey()}", "--lr", "-1"],
+        lambda i: _al_sim_tiny(i, "--lr", "-1"),
         ("--lr",),
     ),
     Case("demo-out-is-a-file", lambda i: ["demo", "--out", _write(i.path("f"), b"x")], ("f",)),
