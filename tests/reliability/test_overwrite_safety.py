@@ -17,6 +17,7 @@ from rich.console import Console
 
 from helpers import CliResult, assert_user_error, run_cli
 from segforget.train import load_run, read_config, train
+from segforget.train.callbacks import Callback
 from segforget.train.demo import run_demo
 
 
@@ -110,6 +111,37 @@ def test_train_force_replaces_a_run_and_what_later_commands_added(
     assert result.code == 0, result.stderr
     assert read_config(run).train.epochs == 1  # the finished run had 2
     assert not (run / "analysis").exists() and not (run / "report.html").exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]  # the old run is gone
+
+
+class _FailAtEpochEnd(Callback):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_epoch_end(self, trainer, epoch, record) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("out of memory"), KeyboardInterrupt()], ids=["error", "ctrl-c"]
+)
+def test_train_force_puts_the_old_run_back_when_the_new_one_fails(error, finished_run, tmp_path):
+    run = _copy_run(finished_run, tmp_path / "run")
+    before = snapshot(run)
+    config = read_config(run)
+    config.train.epochs = 1
+    output = io.StringIO()
+    with pytest.raises(type(error)):
+        train(
+            config,
+            run,
+            force=True,
+            callbacks=[_FailAtEpochEnd(error)],
+            console=Console(file=output, width=200),
+        )
+    assert diff_snapshots(before, snapshot(run)) == []
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]  # nothing left aside
+    assert f"the previous run in {run} is kept" in output.getvalue()
 
 
 def test_train_force_replaces_an_empty_folder(tiny_survey, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import random
 import shutil
@@ -784,6 +785,39 @@ def check_replaceable(out: str | Path) -> None:
     )
 
 
+def _move_aside(out: Path) -> Path | None:
+    """Rename an existing run (``--force``) to a hidden sibling; return it (None: none there).
+
+    The old run stays whole until the new one finishes (:func:`_discard`), and comes back if
+    the new one fails or is interrupted (:func:`_put_back`). A process killed outright leaves
+    it at ``.NAME.old-PID`` next to ``out``.
+    """
+    if not out.exists():
+        return None
+    aside = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if aside.exists():
+        shutil.rmtree(aside)
+    os.replace(out, aside)
+    return aside
+
+
+def _discard(aside: Path | None) -> None:
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _put_back(aside: Path, out: Path, console: Any) -> None:
+    """Restore the run ``--force`` was replacing: the new, unfinished one is removed."""
+    if out.exists():
+        shutil.rmtree(out, ignore_errors=True)
+    os.replace(aside, out)
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    console.print(f"the new run did not finish; the previous run in {out} is kept")
+
+
 def _prepare_out(out: Path, *, resume: bool, force: bool) -> None:
     if resume:
         if not (out / LAST_CHECKPOINT).is_file():
@@ -920,7 +954,9 @@ def train(
         resume: continue from ``out/checkpoints/last.pt`` (``config`` must be the saved one,
             see :func:`resume`).
         force: replace an existing run directory (only one :func:`check_replaceable` accepts);
-            not together with ``resume``.
+            not together with ``resume``. The old run is moved aside while the new one trains
+            and deleted when it finishes; if the new run fails or is interrupted, it is removed
+            and the old run put back.
         callbacks: extra :class:`~segforget.train.callbacks.Callback` objects.
         command: the command line, saved in config.yaml.
         console: a rich Console for progress output (default: stderr).
@@ -994,12 +1030,12 @@ def train(
 
     # Validation done: from here on the run directory is written (by rank 0 only).
     context = setup_distributed(device)
+    replaced: Path | None = None  # a run replaced by --force, kept aside until this one ends
     try:
         if context.enabled and device.type == "cuda":
             device = torch.device("cuda", context.local_rank)
         if context.is_main and not resume:
-            if out.exists():
-                shutil.rmtree(out)
+            replaced = _move_aside(out)
             out.mkdir(parents=True)
             saved = config.to_dict()
             saved["run"] = {
@@ -1034,12 +1070,19 @@ def train(
             trainer.load_state_dict(checkpoint)
         try:
             trainer.fit()
-            return trainer.finish()
+            metrics = trainer.finish()
         except BaseException:
             # Stopped (an error, Ctrl-C): the epoch's checkpoint still reaches the disk, so
             # the run can be resumed from it.
             trainer.wait_for_checkpoints(raise_errors=False)
             raise
+        _discard(replaced)
+        replaced = None
+        return metrics
+    except BaseException:
+        if replaced is not None:
+            _put_back(replaced, out, console)
+        raise
     finally:
         context.close()
 
