@@ -11,7 +11,9 @@ and its JSON files (several files of one configuration, e.g. seeds 0-2 and 3-5, 
 
 Prints mean ± std (population) per configuration and strategy, then for each pair ``A-B``
 (``strategy@label``) the paired differences per labeled count: mean ± sample std, seeds won,
-two-sided paired t-test p (``segforget.compare.paired_differences``).
+two-sided paired t-test p and the 95 % confidence interval of the mean difference
+(``segforget.compare.paired_differences``). Seeds are those every run has; a strategy that is
+missing for some of them is left out (and named).
 """
 
 from __future__ import annotations
@@ -64,13 +66,18 @@ def load_runs(
     common = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not common:
         raise SystemExit("Expected the runs to share at least one seed")
-    out = {
-        label: {
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for label, by_seed in runs.items():
+        # A strategy joins the comparison only where every shared seed has it.
+        every = set.intersection(*(set(by_seed[s]) for s in common))
+        dropped = sorted(set().union(*(by_seed[s] for s in common)) - every)
+        if dropped:
+            print(f"{label}: left out {', '.join(dropped)} (not run for every seed {common})")
+        out[label] = {
             strategy: np.asarray([by_seed[s][strategy] for s in common])
             for strategy in by_seed[common[0]]
+            if strategy in every
         }
-        for label, by_seed in runs.items()
-    }
     return out, common, labeled or []
 
 
@@ -88,7 +95,7 @@ def _split_pair(text: str, runs: dict[str, dict[str, np.ndarray]]) -> tuple[str,
 
 
 def main() -> None:
-    from segforget.compare import format_p, paired_differences
+    from segforget.compare import format_ci, format_p, paired_differences
 
     args = parse_args()
     runs, seeds, labeled = load_runs(args.run)
@@ -111,13 +118,18 @@ def main() -> None:
                     a, b = f"{strategy}@{label}", f"{ref}@{first}"
                     if ref in runs[first] and a != b and (b, a) not in pairs:
                         pairs.append((a, b))
-    print("\npaired differences per labeled count: mean ± std, seeds won, paired t-test p")
+    print(
+        "\npaired differences per labeled count: mean ± std, seeds won, paired t-test p, "
+        "95 % confidence interval of the mean"
+    )
     for a, b in pairs:
         values = [runs[x.split("@")[1]][x.split("@")[0]] for x in (a, b)]
         paired = paired_differences(values[0][:, 1:], values[1][:, 1:])  # round 0 is shared
         cells = "  ".join(
-            f"{m:+.3f} ± {s:.3f}, {w}/{paired['seeds']}, {format_p(p)}"
-            for m, s, w, p in zip(paired["mean"], paired["std"], paired["wins"], paired["p"])
+            f"{m:+.3f} ± {s:.3f}, {w}/{paired['seeds']}, {format_p(p)}, {format_ci(ci)}"
+            for m, s, w, p, ci in zip(
+                paired["mean"], paired["std"], paired["wins"], paired["p"], paired["ci95"]
+            )
         )
         print(f"{a + ' - ' + b:<34}{cells}")
 

@@ -114,6 +114,8 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     lines = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()}
     # switch - entropy within a: seeds 0, 1, 2 -> +0.1, -0.1, +0.3: mean 0.1, 2 of 3 won
     assert "+0.100 ± 0.200, 2/3" in lines["switch@a - entropy@a"]
+    # its 95 % interval: 0.1 -+ t(0.975, 2 dof) 4.302653 * 0.2 / sqrt 3 = 0.1 -+ 0.4968
+    assert "[-0.397, +0.597]" in lines["switch@a - entropy@a"]
     # switch of b (seeds 0, 1, 2 = 0.65, 0.9, 0.5) - switch of a (0.6, 0.7, 0.9):
     # +0.05, +0.2, -0.4: mean -0.05, sample std sqrt(0.195 / 2) = 0.312, 2 of 3 won
     assert "-0.050 ± 0.312, 2/3" in lines["switch@b - switch@a"]
@@ -126,7 +128,18 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert "+0.300 ± 0.000, 1/1, p n/a" in done.stdout  # switch 0.9 - entropy 0.6
+    assert "+0.300 ± 0.000, 1/1, p n/a, n/a" in done.stdout  # switch 0.9 - entropy 0.6
+    # a strategy missing for some seeds is left out, and the output says so
+    write("c2.json", [2], {"switch": [0.9]})
+    done = subprocess.run(
+        [sys.executable, str(script), "--run", "c=a01.json,c2.json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "c: left out entropy (not run for every seed [0, 1, 2])" in done.stdout
+    assert "switch@c" in done.stdout and "entropy@c" not in done.stdout
 
 
 def test_forgetting_epochs_counts_events_by_epoch(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["paired_differences", "format_p"]
+__all__ = ["paired_differences", "format_p", "format_ci"]
 
 
 def _paired_t_p_values(diff: np.ndarray) -> list[float | None]:
@@ -37,6 +37,19 @@ def _paired_t_p_values(diff: np.ndarray) -> list[float | None]:
     return out
 
 
+def _paired_t_intervals(diff: np.ndarray, level: float) -> list[list[float] | None]:
+    """``level`` confidence interval ``[low, high]`` of the mean difference per column of
+    ``diff`` (seeds, points), from the t distribution; None with fewer than two seeds."""
+    from scipy import stats
+
+    seeds = diff.shape[0]
+    if seeds < 2:
+        return [None] * diff.shape[1]
+    mean = diff.mean(axis=0)
+    half = stats.t.ppf(0.5 + level / 2, df=seeds - 1) * diff.std(axis=0, ddof=1) / np.sqrt(seeds)
+    return [[float(m - h), float(m + h)] for m, h in zip(mean, half)]
+
+
 def paired_differences(
     values: Any, reference: Any, *, lower_is_better: bool = False
 ) -> dict[str, Any]:
@@ -52,7 +65,8 @@ def paired_differences(
     Returns:
         Per point: ``mean`` and ``std`` (sample std, 0 for one seed) of the differences,
         ``wins`` (seeds where ``values`` is strictly better), ``p`` (two-sided paired t-test
-        p-value, None for one seed); and ``seeds``.
+        p-value, None for one seed), ``ci95`` (the 95 % confidence interval ``[low, high]`` of
+        the mean difference, t distribution; None for one seed); and ``seeds``.
     """
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] == 0:
@@ -68,6 +82,7 @@ def paired_differences(
         "std": std.tolist(),
         "wins": better.sum(axis=0).astype(int).tolist(),
         "p": _paired_t_p_values(diff),
+        "ci95": _paired_t_intervals(diff, 0.95),
         "seeds": int(diff.shape[0]),
     }
 
@@ -77,3 +92,11 @@ def format_p(p: float | None) -> str:
     if p is None:
         return "p n/a"
     return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
+def format_ci(interval: list[float] | None) -> str:
+    """A 95 % interval as the tables print it: ``[-0.012, +0.034]``, or ``n/a`` (one seed)."""
+    if interval is None:
+        return "n/a"
+    low, high = interval
+    return f"[{low:+.3f}, {high:+.3f}]"
