@@ -38,6 +38,12 @@ def parse_args() -> argparse.Namespace:
         help="Epochs before the pool is first observed (default: a third of --epochs).",
     )
     parser.add_argument(
+        "--pool-passes",
+        type=int,
+        default=1,
+        help="Pool observations per tracked epoch, evenly spaced over its steps (1: after it).",
+    )
+    parser.add_argument(
         "--spacing",
         type=int,
         default=0,
@@ -73,6 +79,7 @@ def main() -> None:
         epochs=args.epochs,
         steps_per_epoch=args.steps,
         track_warmup=args.track_warmup,
+        pool_passes=args.pool_passes,
         spacing=args.spacing,
         patch=None if args.patch is None else tuple(int(v) for v in args.patch.split(",")),
         device=args.device,

@@ -405,6 +405,9 @@ def test_al_sim_user_errors(tiny_f3, tmp_path):
     assert_user_error(
         run_cli([*base, "--epochs", 4, "--track-warmup", 3]), "Expected `--track-warmup` in [0, "
     )
+    assert_user_error(
+        run_cli([*base, "--steps", 2, "--pool-passes", 3]), "Expected `--pool-passes` in [1, "
+    )
     assert not out.exists()
 
 
@@ -434,6 +437,50 @@ def test_al_sim_pool_observed_only_after_the_warmup(tiny_f3):
     with pytest.raises(ValueError, match="Expected `track_warmup` to be an integer in"):
         simulate_active_learning(
             data, strategies=["switch"], rounds=1, budget=1, seeds=[0], epochs=3, track_warmup=2
+        )
+
+
+def test_pool_pass_steps_by_hand():
+    from segforget.analysis.active_learning import pool_pass_steps
+
+    assert pool_pass_steps(20, 1) == {20}
+    assert pool_pass_steps(20, 4) == {5, 10, 15, 20}
+    assert pool_pass_steps(10, 3) == {3, 7, 10}  # round(3.33), round(6.67), 10
+    assert pool_pass_steps(3, 3) == {1, 2, 3}
+    for passes in (0, 4):
+        with pytest.raises(ValueError, match=r"Expected `pool_passes` to be an integer in \[1, "):
+            pool_pass_steps(3, passes)
+
+
+def test_al_sim_pool_passes_multiply_the_observations_not_the_training(tiny_f3):
+    """Two pool passes per tracked epoch observe every pool pixel twice as often; the trained
+    model is the same (a pass changes no weight and draws no random number)."""
+    import torch
+
+    from segforget.analysis.active_learning import RoundTraining, _train_on_sections
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    view = data.views[0]
+    labeled, pool = np.array([0, 1]), np.arange(2, 10)
+    space = data.space("train", view)
+    models, observations = [], []
+    for passes in (1, 2):
+        settings = RoundTraining(
+            epochs=3, steps_per_epoch=2, batch_size=2, track_warmup=1, pool_passes=passes
+        )
+        model, stats = _train_on_sections(
+            data, view, labeled, pool, track=True, seed=0, settings=settings
+        )
+        models.append(model)
+        observations.append(np.asarray(stats.observations).reshape(space.num_sections, -1))
+    assert (observations[0][pool] == 2).all() and (observations[1][pool] == 4).all()
+    assert (observations[1][labeled] == 0).all()
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="Expected `pool_passes` to be an integer in"):
+        simulate_active_learning(
+            data, strategies=["switch"], rounds=1, budget=1, seeds=[0], epochs=3, pool_passes=11
         )
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "paired_differences",
     "RoundTraining",
     "default_track_warmup",
+    "pool_pass_steps",
     "plot_learning_curves",
     "write_selection",
 ]
@@ -1013,6 +1014,8 @@ class RoundTraining:
         batch_size: sections per step.
         lr: Adam learning rate (decayed to 0 along a cosine over the round).
         track_warmup: epochs before the pool is first observed.
+        pool_passes: pool observations per tracked epoch, evenly spaced over its steps (1:
+            after the epoch's last step).
         device: torch device.
     """
 
@@ -1022,6 +1025,7 @@ class RoundTraining:
     batch_size: int = 4
     lr: float = 3e-3
     track_warmup: int = 0
+    pool_passes: int = 1
     device: str = "cpu"
 
 
@@ -1036,8 +1040,8 @@ def _train_on_sections(
     settings: RoundTraining,
     label_masks: dict[int, np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
-    """Train a fresh model on the labeled sections; track the pool after every epoch past
-    ``settings.track_warmup`` if asked.
+    """Train a fresh model on the labeled sections; track the pool ``settings.pool_passes``
+    times in every epoch past ``settings.track_warmup`` if asked.
 
     With ``label_masks`` (section number -> (H, W) bool, the labeled windows), only those
     pixels of a section keep their label; the rest are ignored by the loss.
@@ -1086,23 +1090,27 @@ def _train_on_sections(
         space = data.space("train", view)
         tracker = ForgettingTracker(space.num_pixels, data.num_classes, device=device)
         pool_loader = DataLoader(data.dataset("train", view, sections=pool), batch_size=8)
+    observe_after = pool_pass_steps(steps_per_epoch, settings.pool_passes)
     for epoch in range(epochs):
         model.train()
-        for batch in loader:
+        for step, batch in enumerate(loader, start=1):
             optimizer.zero_grad()
             logits = model(batch["image"].to(device))
             loss = loss_fn(logits, batch["label"].to(device))
             loss.backward()
             optimizer.step()
             schedule.step()
-        if tracker is not None and epoch >= settings.track_warmup:
-            model.eval()
-            with torch.no_grad():
-                for batch in pool_loader:
-                    logits = model(batch["image"].to(device))
-                    tracker.update(
-                        class_argmax(logits), batch["label"].to(device), batch["pixel_index"]
-                    )
+            if tracker is not None and epoch >= settings.track_warmup and step in observe_after:
+                model.eval()
+                with torch.no_grad():
+                    for pool_batch in pool_loader:
+                        logits = model(pool_batch["image"].to(device))
+                        tracker.update(
+                            class_argmax(logits),
+                            pool_batch["label"].to(device),
+                            pool_batch["pixel_index"],
+                        )
+                model.train()
     model.eval()
     stats = tracker.compute() if tracker is not None else None
     return model, stats
@@ -1290,6 +1298,20 @@ class _WindowUnits:
         return per_window
 
 
+def pool_pass_steps(steps_per_epoch: int, passes: int) -> frozenset[int]:
+    """The steps of an epoch (1-based) after which the pool is observed: ``passes`` evenly
+    spaced ones, the last after the epoch's last step (``passes`` = 1: only that one).
+
+    Example: 20 steps, 4 passes -> after steps 5, 10, 15 and 20.
+    """
+    if not 1 <= passes <= steps_per_epoch:
+        raise ValueError(
+            f"Expected `pool_passes` to be an integer in [1, steps per epoch] = "
+            f"[1, {steps_per_epoch}], got {passes!r}"
+        )
+    return frozenset(round(j * steps_per_epoch / passes) for j in range(1, passes + 1))
+
+
 def default_track_warmup(epochs: int) -> int:
     """Pool observations skipped at the start of an al-sim round: the first third of the
     epochs, keeping at least two observations (``epochs >= 2``)."""
@@ -1311,6 +1333,7 @@ def simulate_active_learning(
     batch_size: int = 4,
     lr: float = 3e-3,
     track_warmup: int | None = None,
+    pool_passes: int = 1,
     spacing: int = 0,
     patch: tuple[int, int] | None = None,
     device: str = "cpu",
@@ -1344,6 +1367,9 @@ def simulate_active_learning(
         track_warmup: epochs before the first pool observation (default ``epochs // 3``);
             at least two observations must remain (``track_warmup <= epochs - 2``; 0 when
             ``epochs`` is 1).
+        pool_passes: pool observations per tracked epoch, evenly spaced over its steps
+            (:func:`pool_pass_steps`; 1: after every epoch). More passes give the switch
+            counts a finer resolution; training and test mIoU of a labeled set do not change.
         spacing: every strategy chooses sections at least ``spacing`` section numbers apart
             from each other and from the labeled ones, where the pool allows
             (:func:`spaced_choice`; 0: the strategy's own top choice).
@@ -1394,6 +1420,9 @@ def simulate_active_learning(
         )
     if isinstance(spacing, bool) or not isinstance(spacing, (int, np.integer)) or spacing < 0:
         raise ValueError(f"Expected `spacing` to be an integer >= 0, got {spacing!r}")
+    if isinstance(pool_passes, bool) or not isinstance(pool_passes, (int, np.integer)):
+        raise ValueError(f"Expected `pool_passes` to be an integer >= 1, got {pool_passes!r}")
+    pool_pass_steps(steps_per_epoch, int(pool_passes))  # validates the range
     view = data.views[0] if view is None else data.check_view(view)
     train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
     patch = _check_patch(patch)
@@ -1422,6 +1451,7 @@ def simulate_active_learning(
         batch_size=batch_size,
         lr=lr,
         track_warmup=int(track_warmup),
+        pool_passes=int(pool_passes),
         device=device,
     )
     per_seed: dict[str, list[list[float]]] = {s: [] for s in strategies}
@@ -1506,6 +1536,7 @@ def simulate_active_learning(
         "batch_size": batch_size,
         "lr": lr,
         "track_warmup": int(track_warmup),
+        "pool_passes": int(pool_passes),
         "spacing": int(spacing),
         "patch": None if patch is None else list(patch),
         "pool_sections": int(train_sections.size),

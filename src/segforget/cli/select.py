@@ -170,6 +170,11 @@ def al_sim_command(
         help="Epochs before the pool is first observed (switch/gauss/forgetting); "
         "default: a third of --epochs.",
     ),
+    pool_passes: int = typer.Option(
+        1,
+        help="Pool observations per tracked epoch, evenly spaced over its steps (1: after the "
+        "epoch; at most --steps). More give switch counts a finer resolution.",
+    ),
     spacing: int = typer.Option(
         0,
         help="Chosen sections at least this many section numbers apart from each other and "
@@ -220,6 +225,10 @@ def al_sim_command(
         )
     if spacing < 0:
         raise ValueError(f"Expected `--spacing` to be an integer >= 0, got {spacing}")
+    if not 1 <= pool_passes <= steps:
+        raise ValueError(
+            f"Expected `--pool-passes` in [1, --steps] = [1, {steps}], got {pool_passes}"
+        )
     window = None if patch is None else _parse_patch(patch)
     check_output_directory(
         out, overwrite=force, command="al-sim", marker="curves.json", names=_AL_SIM_FILES
@@ -246,6 +255,7 @@ def al_sim_command(
             batch_size=batch_size,
             lr=lr,
             track_warmup=track_warmup,
+            pool_passes=pool_passes,
             spacing=spacing,
             patch=window,
             device=device,
