@@ -105,13 +105,19 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     write("a2.json", [2], {"switch": [0.9], "entropy": [0.6]})
     write("b.json", [2, 0, 1], {"switch": [0.5, 0.65, 0.9]})
     script = SCRIPTS[0].parent / "bench_al_compare.py"
-    args = ["--run", "a=a01.json,a2.json", "--run", "b=b.json"]
-    args += ["--pairs", "switch@a-entropy@a,switch@b-switch@a"]
-    done = subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    lines = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()}
+
+    def compare(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    stdout = compare(
+        "--run", "a=a01.json,a2.json", "--run", "b=b.json",
+        "--pairs", "switch@a-entropy@a,switch@b-switch@a",
+    )  # fmt: skip
+    lines = {line.split("  ")[0].strip(): line for line in stdout.splitlines()}
     # switch - entropy within a: seeds 0, 1, 2 -> +0.1, -0.1, +0.3: mean 0.1, 2 of 3 won
     assert "+0.100 ± 0.200, 2/3" in lines["switch@a - entropy@a"]
     # its 95 % interval: 0.1 -+ t(0.975, 2 dof) 4.302653 * 0.2 / sqrt 3 = 0.1 -+ 0.4968
@@ -121,25 +127,13 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     assert "-0.050 ± 0.312, 2/3" in lines["switch@b - switch@a"]
     assert "0.733 ± 0.125" in lines["switch@a"]  # mean, population std of 0.6, 0.7, 0.9
     # one seed: no t-test, the table says so instead of failing
-    done = subprocess.run(
-        [sys.executable, str(script), "--run", "one=a2.json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "+0.300 ± 0.000, 1/1, p n/a, n/a" in done.stdout  # switch 0.9 - entropy 0.6
+    stdout = compare("--run", "one=a2.json")
+    assert "+0.300 ± 0.000, 1/1, p n/a, n/a" in stdout  # switch 0.9 - entropy 0.6
     # a strategy missing for some seeds is left out, and the output says so
     write("c2.json", [2], {"switch": [0.9]})
-    done = subprocess.run(
-        [sys.executable, str(script), "--run", "c=a01.json,c2.json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "c: left out entropy (not run for every seed [0, 1, 2])" in done.stdout
-    assert "switch@c" in done.stdout and "entropy@c" not in done.stdout
+    stdout = compare("--run", "c=a01.json,c2.json")
+    assert "c: left out entropy (not run for every seed [0, 1, 2])" in stdout
+    assert "switch@c" in stdout and "entropy@c" not in stdout
 
 
 def test_forgetting_epochs_counts_events_by_epoch(tmp_path):
