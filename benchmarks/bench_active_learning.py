@@ -54,6 +54,12 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="Label H,W windows instead of whole sections (--initial/--budget count windows).",
     )
+    parser.add_argument(
+        "--random-draws",
+        type=int,
+        default=1,
+        help="Independent random labeling chains per seed; random's curve is their mean.",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="Also write the curves as JSON.")
@@ -82,6 +88,7 @@ def main() -> None:
         pool_passes=args.pool_passes,
         spacing=args.spacing,
         patch=None if args.patch is None else tuple(int(v) for v in args.patch.split(",")),
+        random_draws=args.random_draws,
         device=args.device,
         on_round=lambda s, seed, r, n, m: print(f"  {s:<10} seed {seed} labeled {n:>3}: {m:.4f}"),
     )

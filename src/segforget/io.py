@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +145,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    before_replace: Callable[[], None] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` as a whole when the block succeeds.
 
     An existing ``path`` is swapped with the new directory in one atomic step where the system
     supports it (Linux), so a kill at any moment leaves the old or the new directory; elsewhere
     two renames leave a short window in which the old one sits at ``.NAME.old-PID``.
+
+    ``path`` is checked again once the block has finished (it may have changed during a long
+    job): if it now exists and ``overwrite`` is False, or ``before_replace`` (e.g. the command's
+    :func:`check_output_directory`) raises, nothing is replaced and the finished output is kept
+    at ``NAME.unsaved-PID`` next to ``path``; the error names that folder.
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
@@ -165,6 +175,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_current_umask())
+        _recheck_target(target, tmp, overwrite=overwrite, before_replace=before_replace)
         if target.exists() and _exchange(tmp, target):
             # One atomic step; tmp now holds the old directory.
             _remove(tmp)
@@ -179,6 +190,28 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _recheck_target(
+    target: Path, tmp: Path, *, overwrite: bool, before_replace: Callable[[], None] | None
+) -> None:
+    """Check ``target`` again before it is replaced by the finished ``tmp``; on failure move
+    ``tmp`` to ``NAME.unsaved-PID`` and raise the error of the check with that folder named."""
+    try:
+        if target.exists() and not overwrite:
+            raise FileExistsError(
+                f"Expected `{target}` not to exist; it appeared while the output was being made"
+            )
+        if before_replace is not None:
+            before_replace()
+    except (OSError, ValueError) as error:
+        kept = target.with_name(f"{target.name}.unsaved-{os.getpid()}")
+        os.replace(tmp, kept)
+        _fsync_dir(target.parent)
+        message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+        raise type(error)(
+            f"{message.rstrip('.')}. Nothing was replaced; the new output is kept at {str(kept)!r}"
+        ) from error
 
 
 def _check_parent(path: Path, option: str) -> None:

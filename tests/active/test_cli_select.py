@@ -306,10 +306,12 @@ def test_al_sim_cli_tiny(tiny_f3, tmp_path):
     out = tmp_path / "al"
     args = ["al-sim", "--data", f"f3:{tiny_f3}", "--strategies", "switch,random", "--rounds", 1]
     args += ["--budget", 2, "--seeds", "0", "--epochs", 2, "--steps", 2, "--out", out]
-    result = run_cli(args)
+    result = run_cli([*args, "--random-draws", 2])
     assert result.code == 0, result.stderr
     curves = json.loads((out / "curves.json").read_text())
     assert set(curves["curves"]) == {"switch", "random"}
+    assert curves["config"]["random_draws"] == 2
+    assert np.asarray(curves["curves"]["random"]["miou_draws"]).shape == (1, 2, 2)
     for curve in curves["curves"].values():
         assert curve["labeled"] == [2, 4]
         assert curve["miou_std"] == [0.0, 0.0]  # one seed
@@ -391,6 +393,47 @@ def test_paired_differences_by_hand():
         paired_differences(miou, reference[:2])
 
 
+def test_al_sim_random_draws_average_independent_chains(tiny_f3):
+    """random_draws=3: random's curve of a seed is the mean of three chains; chain 0 is the
+    single-draw chain, chain d > 0 takes the top scores of its own stream [seed, d]."""
+    import segforget.analysis.active_learning as al
+    from segforget.data import load_data
+
+    data = load_data(f"f3:{tiny_f3}")
+    picks = []
+    original = al._acquire
+
+    def spy(units, strategy, data, view, pool, budget, **kw):
+        chosen = original(units, strategy, data, view, pool, budget, **kw)
+        picks.append((kw["seed"], kw["draw"], pool.copy(), chosen))
+        return chosen
+
+    settings = dict(strategies=["random"], rounds=2, budget=2, seeds=[0, 1], epochs=1)
+    single = simulate_active_learning(data, steps_per_epoch=1, **settings)
+    al._acquire = spy
+    try:
+        three = simulate_active_learning(data, steps_per_epoch=1, random_draws=3, **settings)
+    finally:
+        al._acquire = original
+    curve = three["curves"]["random"]
+    draws = np.asarray(curve["miou_draws"])  # (seeds, draws, rounds + 1)
+    assert draws.shape == (2, 3, 3) and curve["draws"] == 3
+    assert three["config"]["random_draws"] == 3
+    assert np.array_equal(draws[:, 0], np.asarray(single["curves"]["random"]["miou"]))
+    assert np.allclose(curve["miou"], draws.mean(axis=1), rtol=0, atol=1e-15)
+    assert np.allclose(curve["miou_mean"], draws.mean(axis=1).mean(axis=0))
+    assert (draws[:, :, 0] == draws[:, :1, 0]).all()  # every chain starts from the same model
+    assert len(picks) == 2 * 3 * 2
+    for seed, draw, pool, chosen in picks:
+        stream = seed if draw == 0 else [seed, draw]
+        expected = np.argsort(-np.random.default_rng(stream).random(pool.size), kind="stable")[:2]
+        assert sorted(chosen.tolist()) == sorted(pool[expected].tolist())
+    firsts = {(seed, draw): tuple(chosen) for seed, draw, _, chosen in picks if seed % 1000 == 0}
+    assert len({firsts[(0, d)] for d in range(3)}) > 1  # the chains do differ
+    with pytest.raises(ValueError, match="Expected `random_draws` to be an integer >= 1"):
+        simulate_active_learning(data, steps_per_epoch=1, random_draws=0, **settings)
+
+
 def test_al_sim_user_errors(tiny_f3, tmp_path):
     out = tmp_path / "al"
     base = ["al-sim", "--data", f"f3:{tiny_f3}", "--out", out]
@@ -408,6 +451,7 @@ def test_al_sim_user_errors(tiny_f3, tmp_path):
     assert_user_error(
         run_cli([*base, "--steps", 2, "--pool-passes", 3]), "Expected `--pool-passes` in [1, "
     )
+    assert_user_error(run_cli([*base, "--random-draws", 0]), "Expected `--random-draws`")
     assert not out.exists()
 
 

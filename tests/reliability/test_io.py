@@ -156,6 +156,44 @@ def test_atomic_directory_refuses_an_existing_target(tmp_path):
     _only_target(tmp_path, "store")
 
 
+def test_atomic_directory_keeps_its_output_when_the_target_appears_meanwhile(tmp_path):
+    target = tmp_path / "store"
+    with pytest.raises(FileExistsError, match="it appeared while") as caught:
+        with atomic_directory(target) as tmp:
+            (tmp / "a").write_text("new")
+            precious = target
+            precious.mkdir()
+            (precious / "mine").write_text("keep")
+    kept = tmp_path / f"store.unsaved-{os.getpid()}"
+    assert str(kept) in str(caught.value) and "Nothing was replaced" in str(caught.value)
+    assert (kept / "a").read_text() == "new"
+    assert sorted(p.name for p in target.iterdir()) == ["mine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store", kept.name]
+
+
+def test_atomic_directory_before_replace_can_refuse_and_keep_the_output(tmp_path):
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old").write_text("old")
+    calls = []
+
+    def refuse():
+        calls.append("refuse")
+        raise ValueError("Expected `store` to hold only outputs; choose another --out")
+
+    with pytest.raises(ValueError, match=r"choose another --out\. Nothing was replaced"):
+        with atomic_directory(target, overwrite=True, before_replace=refuse) as tmp:
+            (tmp / "a").write_text("new")
+            assert calls == []  # the check runs after the block, before the swap
+    assert calls == ["refuse"]
+    assert (target / "old").read_text() == "old" and not (target / "a").exists()
+    assert (tmp_path / f"store.unsaved-{os.getpid()}" / "a").read_text() == "new"
+    # A check that passes lets the output land as usual.
+    with atomic_directory(target, overwrite=True, before_replace=lambda: None) as tmp:
+        (tmp / "a").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+
+
 def test_is_temporary_names():
     assert is_temporary(".last.k2j3h4.tmp.pt")
     assert is_temporary(".train_inline.abcd.tmp")

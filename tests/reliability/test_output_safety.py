@@ -144,6 +144,75 @@ def test_force_on_an_earlier_al_sim_output_reaches_the_simulation(inputs, monkey
     assert_user_error(run_quietly([*AL_SIM, "--out", folder, "--force"]), "simulation reached")
 
 
+def _fake_simulation(during):
+    """A stand-in for the long simulation that runs ``during()`` meanwhile."""
+
+    def simulate(*args, **kwargs):
+        during()
+        curve = {"labeled": [2, 3], "miou_mean": [0.5, 0.6], "miou_std": [0.0, 0.0]}
+        config = {"data": "synthetic:small:0", "view": "inline", "seeds": [0]}
+        return {"config": config, "curves": {"random": curve}, "paired": {"random": {}}}
+
+    return simulate
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_al_sim_rechecks_out_before_its_output_lands(force, inputs, monkeypatch):
+    """A user's file put into (or a folder made at) --out during a long al-sim survives; the
+    finished curves are kept beside it at OUT.unsaved-PID, named in the one-line error."""
+    folder = inputs / "curves"
+    if force:  # an earlier al-sim output, replaced with --force, gets a user's file meanwhile
+        folder.mkdir()
+        (folder / "curves.json").write_text("{}")
+        during = lambda: (folder / "notes.txt").write_text("precious")  # noqa: E731
+    else:  # --out is free at the start; someone makes the folder meanwhile
+        during = lambda: precious(folder)  # noqa: E731
+    monkeypatch.setattr(
+        "segforget.analysis.active_learning.simulate_active_learning", _fake_simulation(during)
+    )
+    result = run_quietly([*AL_SIM, "--out", folder, *(["--force"] if force else [])])
+    assert_user_error(result, str(folder), "nothing was replaced", "unsaved-")
+    assert (folder / "notes.txt").read_text() == "precious"
+    kept = [p for p in inputs.iterdir() if p.name.startswith("curves.unsaved-")]
+    assert len(kept) == 1 and result.stderr.strip().endswith(f"{str(kept[0])!r}")
+    assert json.loads((kept[0] / "curves.json").read_text())["curves"]["random"]["labeled"] == [
+        2,
+        3,
+    ]
+    assert (kept[0] / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in inputs.iterdir() if p.name.startswith(".curves")]
+
+
+def test_label_issues_rechecks_out_before_its_output_lands(inputs, finished_run, monkeypatch):
+    import segforget.analysis.label_issues as module
+
+    folder = inputs / "issues"
+    assert run_quietly(["label-issues", finished_run, "--out", folder]).code == 0
+    original = module.label_issues_from_run
+
+    def meanwhile(*args, **kwargs):
+        (folder / "notes.txt").write_text("precious")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "label_issues_from_run", meanwhile)
+    result = run_quietly(["label-issues", finished_run, "--out", folder, "--force"])
+    assert_user_error(result, "refusing to delete", "notes.txt", "nothing was replaced")
+    assert (folder / "notes.txt").read_text() == "precious"
+    kept = inputs / next(p.name for p in inputs.iterdir() if p.name.startswith("issues.unsaved-"))
+    assert (kept / "summary.json").is_file() and (kept / "pixels.csv").is_file()
+
+
+def test_al_sim_output_lands_when_out_stayed_as_checked(inputs, monkeypatch):
+    monkeypatch.setattr(
+        "segforget.analysis.active_learning.simulate_active_learning",
+        _fake_simulation(lambda: None),
+    )
+    folder = inputs / "curves"
+    assert run_quietly([*AL_SIM, "--out", folder]).code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["curves.json", "curves.png"]
+    assert sorted(p.name for p in inputs.iterdir() if p.name.startswith("curves")) == ["curves"]
+
+
 def test_check_output_directory_needs_a_folder_under_a_folder(tmp_path):
     from segforget.io import check_output_directory
 

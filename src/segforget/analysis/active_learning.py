@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -258,8 +259,9 @@ def margin_section_scores(probabilities: np.ndarray) -> np.ndarray:
     return 1.0 - margin.reshape(len(p), -1).mean(axis=1)
 
 
-def random_section_scores(num_sections: int, *, seed: int) -> np.ndarray:
-    """Uniform random scores in [0, 1), reproducible by ``seed``."""
+def random_section_scores(num_sections: int, *, seed: int | Sequence[int]) -> np.ndarray:
+    """Uniform random scores in [0, 1), reproducible by ``seed`` (an int or a sequence of ints,
+    as :func:`numpy.random.default_rng` takes it)."""
     return np.random.default_rng(seed).random(num_sections)
 
 
@@ -1148,6 +1150,73 @@ def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
     return float(matrix.scores(list(data.class_names))["miou"])
 
 
+def _simulate_chain(
+    data: Any,
+    view: str,
+    units: _SectionUnits | _WindowUnits,
+    strategy: str,
+    start: np.ndarray,
+    *,
+    seed: int,
+    draw: int,
+    rounds: int,
+    budget: int,
+    settings: RoundTraining,
+    track_round0: bool,
+    spacing: int,
+    cache: dict[tuple[int, bytes], tuple[Any, Any, float]],
+    on_round: Any,
+) -> list[float]:
+    """One strategy's acquisition chain of one seed from the ``start`` units: train, test,
+    acquire, ``rounds`` times; returns the test mIoU after each training ((rounds + 1,)).
+
+    Training depends only on (seed, round, labeled set), so chains that chose the same units
+    (always so in round 0) share one trained model through ``cache``."""
+    labeled = start.copy()
+    curve: list[float] = []
+    for round_index in range(rounds + 1):
+        pool = np.setdiff1d(units.all, labeled)
+        last = round_index == rounds
+        key = (round_index, labeled.tobytes())
+        needs_stats = strategy in _TRACKED and not last
+        if key not in cache or (needs_stats and cache[key][1] is None):
+            sections, tracked, masks = units.training(labeled, pool)
+            trained, stats = _train_on_sections(
+                data,
+                view,
+                sections,
+                tracked,
+                track=(needs_stats or (round_index == 0 and track_round0)) and not last,
+                seed=seed * 1000 + round_index,
+                settings=settings,
+                label_masks=masks,
+            )
+            miou = _test_miou(data, view, trained, device=settings.device)
+            cache[key] = (trained, stats, miou)
+        trained, stats, miou = cache[key]
+        curve.append(miou)
+        if on_round is not None:
+            on_round(strategy, seed, round_index, int(labeled.size), miou)
+        if not last:
+            chosen = _acquire(
+                units,
+                strategy,
+                data,
+                view,
+                pool,
+                budget,
+                model=trained,
+                stats=stats,
+                seed=seed * 1000 + round_index,
+                draw=draw,
+                device=settings.device,
+                spacing=spacing,
+                labeled=labeled,
+            )
+            labeled = np.sort(np.concatenate([labeled, chosen]))
+    return curve
+
+
 def _acquire(
     units: _SectionUnits | _WindowUnits,
     strategy: str,
@@ -1162,16 +1231,18 @@ def _acquire(
     device: str,
     spacing: int = 0,
     labeled: np.ndarray | None = None,
+    draw: int = 0,
 ) -> np.ndarray:
     """Choose ``budget`` units (sections or windows) from ``pool`` with ``strategy``, ``spacing``
-    apart from each other and from the ``labeled`` units (see :func:`spaced_choice`)."""
+    apart from each other and from the ``labeled`` units (see :func:`spaced_choice`); ``draw``
+    picks an independent stream of ``random``'s scores (0: the stream of ``seed`` itself)."""
 
     def tracked(value: np.ndarray) -> np.ndarray:
         observed = np.asarray(stats.observations) > 0
         return units.pixel_scores(value, observed, data.space("train", view).num_sections, pool)
 
     if strategy == "random":
-        scores = random_section_scores(pool.size, seed=seed)
+        scores = random_section_scores(pool.size, seed=seed if draw == 0 else [seed, draw])
     elif strategy in ("entropy", "margin"):
         scores = units.uncertainty_scores(strategy, data, view, pool, model=model, device=device)
     elif strategy == "switch-entropy":
@@ -1336,6 +1407,7 @@ def simulate_active_learning(
     pool_passes: int = 1,
     spacing: int = 0,
     patch: tuple[int, int] | None = None,
+    random_draws: int = 1,
     device: str = "cpu",
     on_round: Any = None,
 ) -> dict[str, Any]:
@@ -1377,12 +1449,18 @@ def simulate_active_learning(
             whole sections; ``initial`` and ``budget`` then count windows, a window scores
             the mean of its pixels, and a partly labeled section trains with its other pixels
             ignored. With ``spacing``, the same window of nearby sections is kept apart.
+        random_draws: independent random acquisition chains per seed for ``random``; its
+            curve of a seed is their mean, a steadier estimate of what random labeling gives
+            (draw 0 is the single draw of ``random_draws=1``; every draw starts from the seed's
+            initial sections and trains with the seed's initializations).
         device: torch device.
-        on_round: optional callback ``(strategy, seed, round, labeled, miou)``.
+        on_round: optional callback ``(strategy, seed, round, labeled, miou)``; for ``random``
+            with several draws it is called once per draw.
 
     Returns:
         ``{"config": {...}, "curves": {strategy: {"labeled": [L0..LR], "miou_mean": [...],
         "miou_std": [...], "miou": [[per seed]...]}}}``; std is the population std over seeds.
+        ``random``'s entry also holds ``"draws"`` and ``"miou_draws"`` (seeds, draws, R + 1).
 
     Raises:
         ValueError: unknown strategy or view, non-positive counts, or a pool too small for the
@@ -1423,6 +1501,12 @@ def simulate_active_learning(
     if isinstance(pool_passes, bool) or not isinstance(pool_passes, (int, np.integer)):
         raise ValueError(f"Expected `pool_passes` to be an integer >= 1, got {pool_passes!r}")
     pool_pass_steps(steps_per_epoch, int(pool_passes))  # validates the range
+    if (
+        isinstance(random_draws, bool)
+        or not isinstance(random_draws, (int, np.integer))
+        or random_draws < 1
+    ):
+        raise ValueError(f"Expected `random_draws` to be an integer >= 1, got {random_draws!r}")
     view = data.views[0] if view is None else data.check_view(view)
     train_sections = np.asarray(data.sections("train", view), dtype=np.int64)
     patch = _check_patch(patch)
@@ -1455,6 +1539,7 @@ def simulate_active_learning(
         device=device,
     )
     per_seed: dict[str, list[list[float]]] = {s: [] for s in strategies}
+    random_per_draw: list[list[list[float]]] = []  # (seeds, draws, rounds + 1)
     labeled_counts = [initial + r * budget for r in range(rounds + 1)]
     any_tracked = any(s in _TRACKED for s in strategies)
     for seed in seeds:
@@ -1463,48 +1548,29 @@ def simulate_active_learning(
         # sections (always so in round 0) share one trained model instead of retraining it.
         cache: dict[tuple[int, bytes], tuple[Any, Any, float]] = {}
         for strategy in strategies:
-            labeled = start.copy()
-            curve: list[float] = []
-            for round_index in range(rounds + 1):
-                pool = np.setdiff1d(units.all, labeled)
-                last = round_index == rounds
-                key = (round_index, labeled.tobytes())
-                cached = cache.get(key)
-                needs_stats = strategy in _TRACKED and not last
-                if cached is None or (needs_stats and cached[1] is None):
-                    sections, tracked, masks = units.training(labeled, pool)
-                    trained, stats = _train_on_sections(
-                        data,
-                        view,
-                        sections,
-                        tracked,
-                        track=(needs_stats or (round_index == 0 and any_tracked)) and not last,
-                        seed=int(seed) * 1000 + round_index,
-                        settings=settings,
-                        label_masks=masks,
-                    )
-                    cache[key] = (trained, stats, _test_miou(data, view, trained, device=device))
-                trained, stats, miou = cache[key]
-                curve.append(miou)
-                if on_round is not None:
-                    on_round(strategy, seed, round_index, int(labeled.size), miou)
-                if not last:
-                    chosen = _acquire(
-                        units,
-                        strategy,
-                        data,
-                        view,
-                        pool,
-                        budget,
-                        model=trained,
-                        stats=stats,
-                        seed=int(seed) * 1000 + round_index,
-                        device=device,
-                        spacing=int(spacing),
-                        labeled=labeled,
-                    )
-                    labeled = np.sort(np.concatenate([labeled, chosen]))
-            per_seed[strategy].append(curve)
+            draws = int(random_draws) if strategy == "random" else 1
+            chains = [
+                _simulate_chain(
+                    data,
+                    view,
+                    units,
+                    strategy,
+                    start,
+                    seed=int(seed),
+                    draw=draw,
+                    rounds=rounds,
+                    budget=budget,
+                    settings=settings,
+                    track_round0=any_tracked,
+                    spacing=int(spacing),
+                    cache=cache,
+                    on_round=on_round,
+                )
+                for draw in range(draws)
+            ]
+            per_seed[strategy].append(np.mean(chains, axis=0).tolist())
+            if strategy == "random":
+                random_per_draw.append(chains)
     curves = {}
     for strategy, runs in per_seed.items():
         values = np.asarray(runs, dtype=np.float64)  # (seeds, rounds + 1)
@@ -1514,6 +1580,9 @@ def simulate_active_learning(
             "miou_std": values.std(axis=0).tolist(),
             "miou": values.tolist(),
         }
+    if "random" in curves:
+        curves["random"]["draws"] = int(random_draws)
+        curves["random"]["miou_draws"] = random_per_draw
     paired = {
         strategy: {
             reference: paired_differences(curves[strategy]["miou"], curves[reference]["miou"])
@@ -1539,6 +1608,7 @@ def simulate_active_learning(
         "pool_passes": int(pool_passes),
         "spacing": int(spacing),
         "patch": None if patch is None else list(patch),
+        "random_draws": int(random_draws),
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves, "paired": paired}

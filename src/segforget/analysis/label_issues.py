@@ -529,6 +529,7 @@ def write_label_issues(
     *,
     num_display: int = 4,
     overwrite: bool = False,
+    before_replace: Any = None,
 ) -> None:
     """Write ``pixels.csv``, ``sections.csv``, ``summary.json`` and ``issues.png`` to a folder.
 
@@ -538,6 +539,8 @@ def write_label_issues(
         out_dir: output folder, replaced as a whole (atomically).
         num_display: how many of the top sections the figure shows.
         overwrite: replace an existing folder.
+        before_replace: optional check run just before the folder is replaced (see
+            :func:`segforget.io.atomic_directory`).
 
     Raises:
         FileExistsError: ``out_dir`` exists and ``overwrite`` is False.
@@ -560,7 +563,7 @@ def write_label_issues(
         writer.writerows(rows)
         return buffer.getvalue()
 
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, before_replace=before_replace) as tmp:
         tmp = Path(tmp)
         atomic_write_text(
             tmp / "pixels.csv",

@@ -185,6 +185,11 @@ def al_sim_command(
         help="Label windows of the sections instead of whole sections: 'H,W' (or one size); "
         "--initial and --budget then count windows.",
     ),
+    random_draws: int = typer.Option(
+        1,
+        help="Independent random labeling chains per seed; random's curve is their mean "
+        "(a steadier reference for the paired differences).",
+    ),
     device: str = typer.Option("cpu", help="Torch device."),
     out: Path = typer.Option(Path("al-sim"), help="Output folder (curves.json, curves.png)."),
     force: bool = typer.Option(
@@ -229,12 +234,19 @@ def al_sim_command(
         raise ValueError(
             f"Expected `--pool-passes` in [1, --steps] = [1, {steps}], got {pool_passes}"
         )
+    if random_draws < 1:
+        raise ValueError(f"Expected `--random-draws` to be an integer >= 1, got {random_draws}")
     window = None if patch is None else _parse_patch(patch)
-    check_output_directory(
-        out, overwrite=force, command="al-sim", marker="curves.json", names=_AL_SIM_FILES
-    )
+
+    def check_out() -> None:  # before the work, and again before the long run's output lands
+        check_output_directory(
+            out, overwrite=force, command="al-sim", marker="curves.json", names=_AL_SIM_FILES
+        )
+
+    check_out()
     spec = data if data is not None else f"synthetic:{preset}"
-    total = len(names) * len(seed_list) * (rounds + 1)
+    chains = len(names) + (random_draws - 1 if "random" in names else 0)
+    total = chains * len(seed_list) * (rounds + 1)
     with Progress(transient=True) as progress:
         task = progress.add_task("al-sim rounds", total=total)
 
@@ -258,10 +270,13 @@ def al_sim_command(
             pool_passes=pool_passes,
             spacing=spacing,
             patch=window,
+            random_draws=random_draws,
             device=device,
             on_round=on_round,
         )
-    with atomic_directory(out, overwrite=force) as tmp:
+    # check_out, run again just before the output lands, decides whether --out may be replaced
+    # (it may have changed during the long simulation); if not, the curves are kept beside it.
+    with atomic_directory(out, overwrite=True, before_replace=check_out) as tmp:
         atomic_write_json(Path(tmp) / "curves.json", result)
         plot_learning_curves(result, Path(tmp) / "curves.png")
     labeled = result["curves"][names[0]]["labeled"]
@@ -333,13 +348,17 @@ def label_issues_command(
         raise ValueError(f"Expected `--display` to be >= 0 sections, got {display}")
     _check_run_dir(run_dir)
     out_dir = out if out is not None else run_dir / "label_issues"
-    check_output_directory(
-        out_dir,
-        overwrite=force,
-        command="label-issues",
-        marker="summary.json",
-        names=_LABEL_ISSUES_FILES,
-    )
+
+    def check_out() -> None:
+        check_output_directory(
+            out_dir,
+            overwrite=force,
+            command="label-issues",
+            marker="summary.json",
+            names=_LABEL_ISSUES_FILES,
+        )
+
+    check_out()
     run = load_run(run_dir)
     result = label_issues_from_run(
         run,
@@ -350,7 +369,10 @@ def label_issues_command(
         top_pixels=top_pixels,
         opening=opening,
     )
-    write_label_issues(run, result, out_dir, num_display=display, overwrite=force)
+    # check_out, run again just before the folder is replaced, decides whether it may be.
+    write_label_issues(
+        run, result, out_dir, num_display=display, overwrite=True, before_replace=check_out
+    )
     for row in result["sections"][:10]:
         typer.echo(
             f"{row['rank']:>4}  {row['view']:>10} {row['section']:>5}  score {row['score']:.3f}  "
