@@ -311,6 +311,7 @@ def test_al_sim_cli_tiny(tiny_f3, tmp_path):
     curves = json.loads((out / "curves.json").read_text())
     assert set(curves["curves"]) == {"switch", "random"}
     assert curves["config"]["random_draws"] == 2
+    assert "random: the mean of 2 independent draws per seed" in result.stdout
     assert np.asarray(curves["curves"]["random"]["miou_draws"]).shape == (1, 2, 2)
     for curve in curves["curves"].values():
         assert curve["labeled"] == [2, 4]

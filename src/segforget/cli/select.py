@@ -299,6 +299,8 @@ def al_sim_command(
             typer.echo(
                 f"{label:<{2 * width + 3}}  {cells}   (mean difference, seeds won, paired t-test p)"
             )
+    if "random" in result["curves"] and random_draws > 1:
+        typer.echo(f"random: the mean of {random_draws} independent draws per seed")
     typer.echo(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
 
 
