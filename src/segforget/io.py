@@ -284,6 +284,7 @@ def check_output_directory(
     names: tuple[str, ...],
     option: str = "--out",
     force: str = "--force",
+    marker_fields: dict[str, Any] | None = None,
 ) -> None:
     """Check, before any work, that ``path`` can become the output folder of ``command``.
 
@@ -299,6 +300,8 @@ def check_output_directory(
         names: relative paths (POSIX) of every file ``command`` may write there.
         option: how the messages name the option that gave ``path``.
         force: how the messages name the option that allows replacing.
+        marker_fields: fields the ``marker`` (a JSON object) must hold, when other commands
+            write the same marker (``synth`` and ``import-segy`` both write survey.json).
 
     Raises:
         NotADirectoryError: ``path`` or a parent of it is a file (never replaced by a folder).
@@ -319,14 +322,36 @@ def check_output_directory(
     if not any(target.iterdir()):
         return
     extra = _unexpected_entry(target, frozenset(names))
-    if extra is None and (target / marker).is_file():
-        return
-    found = f"which holds {extra!r}" if extra is not None else f"without {marker}"
+    if extra is not None:
+        found = f"which holds {extra!r}"
+    elif not (target / marker).is_file():
+        found = f"without {marker}"
+    else:
+        found = _marker_mismatch(target / marker, marker_fields or {})
+        if found is None:
+            return
+    holding = marker + "".join(f" with {k} {v!r}" for k, v in (marker_fields or {}).items())
     raise ValueError(
         f"Expected `{option}` with {force} to be a folder written by segforget {command} "
-        f"(holding {marker}), got {str(target)!r} {found}; refusing to delete it, choose "
+        f"(holding {holding}), got {str(target)!r} {found}; refusing to delete it, choose "
         f"another {option}"
     )
+
+
+def _marker_mismatch(path: Path, fields: dict[str, Any]) -> str | None:
+    """How the JSON marker at ``path`` differs from ``fields``; None when it holds them all."""
+    if not fields:
+        return None
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return f"whose {path.name} is not readable JSON"
+    if not isinstance(content, dict):
+        return f"whose {path.name} is not a JSON object"
+    for key, value in fields.items():
+        if content.get(key) != value:
+            return f"whose {path.name} has {key} {content.get(key)!r}"
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -132,6 +132,29 @@ def test_force_replaces_an_earlier_output_of_the_same_command(inputs, finished_r
     assert run_quietly(["label-issues", finished_run, "--out", "empty", "--force"]).code == 0
 
 
+def test_synth_and_import_segy_do_not_replace_each_others_survey(inputs, segy_pair):
+    """Both write survey.json; its "source" tells whose folder it is (an imported real survey
+    is not replaced by a synthetic one, nor the other way round)."""
+    seismic, labels = segy_pair
+    assert run_quietly(["import-segy", seismic, "--labels", labels, "--out", "real"]).code == 0
+    assert run_quietly(["synth", "--out", "fake"]).code == 0
+    before = snapshot(inputs)
+    result = run_quietly(["synth", "--out", "real", "--force"])
+    assert_user_error(result, "segforget synth", "source 'synthetic'", "has source 'segy'")
+    result = run_quietly(["import-segy", seismic, "--labels", labels, "--out", "fake", "--force"])
+    assert_user_error(result, "segforget import-segy", "source 'segy'", "has source 'synthetic'")
+    (inputs / "fake" / "survey.json").write_text("not json")
+    assert_user_error(
+        run_quietly(["synth", "--out", "fake", "--force"]), "survey.json is not readable JSON"
+    )
+    (inputs / "fake" / "survey.json").write_text("[1, 2]")
+    assert_user_error(
+        run_quietly(["synth", "--out", "fake", "--force"]), "survey.json is not a JSON object"
+    )
+    changed = diff_snapshots(before, snapshot(inputs))
+    assert changed == ["changed fake/survey.json"], changed
+
+
 def test_force_on_an_earlier_al_sim_output_reaches_the_simulation(inputs, monkeypatch):
     def stop(*args, **kwargs):
         raise ValueError("simulation reached")

@@ -72,6 +72,7 @@ def synth_command(
             command="synth",
             marker="survey.json",
             names=(*written, "preview.png"),
+            marker_fields={"source": "synthetic"},
         )
     if preview_only is not None:
         if preview_only.suffix.lower() != ".png":

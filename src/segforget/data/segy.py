@@ -177,6 +177,7 @@ def import_segy(
         marker="survey.json",
         names=_OUTPUT_FILES,
         force="overwrite (--force)",
+        marker_fields={"source": "segy"},
     )
     if not labels_path.is_file():
         raise FileNotFoundError(
