@@ -13,7 +13,9 @@ Prints mean ± std (population) per configuration and strategy, then for each pa
 (``strategy@label``) the paired differences per labeled count: mean ± sample std, seeds won,
 two-sided paired t-test p and the 95 % confidence interval of the mean difference
 (``segforget.compare.paired_differences``). Seeds are those every run has; a strategy that is
-missing for some of them is left out (and named).
+missing for some of them is left out (and named). For a ``random`` curve written with
+``--random-draws R`` (R > 1) it also prints how much one random draw varies within a seed
+against between seeds, i.e. how much steadier the mean of the draws is as a reference.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ def parse_args() -> argparse.Namespace:
 
 def load_runs(
     specs: list[str],
-) -> tuple[dict[str, dict[str, np.ndarray]], list[int], list[int]]:
-    """{label: {strategy: (seeds, points) mIoU}} with seeds in one shared order."""
+) -> tuple[dict[str, dict[str, np.ndarray]], list[int], list[int], dict[str, np.ndarray]]:
+    """{label: {strategy: (seeds, points) mIoU}} with seeds in one shared order, the labeled
+    counts, and {label: (seeds, draws, points)} random draws where every seed has several."""
     runs: dict[str, dict[int, dict[str, list[float]]]] = {}
+    draws: dict[str, dict[int, list[list[float]]]] = {}
     labeled: list[int] | None = None
     for spec in specs:
         label, _, files = spec.partition("=")
@@ -63,6 +67,8 @@ def load_runs(
                     raise SystemExit(f"{name}: labeled counts {curve['labeled']} != {labeled}")
                 for seed, values in zip(seeds, curve["miou"]):
                     by_seed.setdefault(seed, {})[strategy] = values
+                for seed, chains in zip(seeds, curve.get("miou_draws", [])):
+                    draws.setdefault(label, {})[seed] = chains
     common = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not common:
         raise SystemExit("Expected the runs to share at least one seed")
@@ -78,7 +84,25 @@ def load_runs(
             for strategy in by_seed[common[0]]
             if strategy in every
         }
-    return out, common, labeled or []
+    random_draws = {
+        label: np.asarray([by_seed[s] for s in common])
+        for label, by_seed in draws.items()
+        if all(s in by_seed for s in common)
+        and len({len(by_seed[s]) for s in common}) == 1
+        and len(by_seed[common[0]]) > 1
+    }
+    return out, common, labeled or [], random_draws
+
+
+def draw_spread(draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Spread of random's curves, (seeds, draws, points) -> per point: the sample std of one
+    draw within a seed (mean over seeds), and the sample std between seeds of a single draw
+    (draw 0) and of the mean of the draws."""
+    return {
+        "within": draws.std(axis=1, ddof=1).mean(axis=0),
+        "between_single": draws[:, 0].std(axis=0, ddof=1),
+        "between_mean": draws.mean(axis=1).std(axis=0, ddof=1),
+    }
 
 
 def _split_pair(text: str, runs: dict[str, dict[str, np.ndarray]]) -> tuple[str, str]:
@@ -98,7 +122,7 @@ def main() -> None:
     from segforget.compare import format_ci, format_p, paired_differences
 
     args = parse_args()
-    runs, seeds, labeled = load_runs(args.run)
+    runs, seeds, labeled, random_draws = load_runs(args.run)
     print(f"seeds {seeds}; labeled sections (or windows) {labeled}\n")
     print("test mIoU, mean ± std (population) over seeds")
     for label, curves in runs.items():
@@ -107,6 +131,18 @@ def main() -> None:
                 f"{m:>9.3f} ± {s:.3f}" for m, s in zip(values.mean(axis=0), values.std(axis=0))
             )
             print(f"{strategy + '@' + label:<22}{cells}")
+    for label, draws in random_draws.items():
+        spread = draw_spread(draws)
+        print(
+            f"\nrandom@{label}: the mean of {draws.shape[1]} draws per seed; sample std per "
+            "labeled count"
+        )
+        for name, text in (
+            ("within", "one draw, within a seed"),
+            ("between_single", "between seeds, one draw"),
+            ("between_mean", "between seeds, mean of the draws"),
+        ):
+            print(f"  {text:<34}" + "".join(f"{v:>9.3f}" for v in spread[name][1:]))
     first = next(iter(runs))
     if args.pairs:
         pairs = [_split_pair(p, runs) for p in args.pairs.split(",")]

@@ -134,6 +134,26 @@ def test_al_compare_pairs_runs_by_seed(tmp_path):
     stdout = compare("--run", "c=a01.json,c2.json")
     assert "c: left out entropy (not run for every seed [0, 1, 2])" in stdout
     assert "switch@c" in stdout and "entropy@c" not in stdout
+    # random with several draws per seed: the spread within a seed and between seeds
+    result = {
+        "config": {"seeds": [0, 1]},
+        "curves": {
+            "random": {
+                "labeled": [2, 4],
+                "miou": [[0.5, 0.6], [0.4, 0.3]],
+                "miou_draws": [[[0.5, 0.5], [0.5, 0.7]], [[0.4, 0.2], [0.4, 0.4]]],
+            }
+        },
+    }
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    stdout = compare("--run", "r=r.json")
+    lines = {line[:36].strip(): line for line in stdout.splitlines()}
+    assert "random@r: the mean of 2 draws per seed" in stdout
+    # within: std of (0.5, 0.7) and of (0.2, 0.4) = 0.1414 each
+    assert lines["one draw, within a seed"].split()[-1] == "0.141"
+    # between seeds: draw 0 (0.5, 0.2) -> 0.212; means (0.6, 0.3) -> 0.212
+    assert lines["between seeds, one draw"].split()[-1] == "0.212"
+    assert lines["between seeds, mean of the draws"].split()[-1] == "0.212"
 
 
 def test_forgetting_epochs_counts_events_by_epoch(tmp_path):
