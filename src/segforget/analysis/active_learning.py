@@ -1150,28 +1150,37 @@ def _test_miou(data: Any, view: str, model: Any, *, device: str) -> float:
     return float(matrix.scores(list(data.class_names))["miou"])
 
 
+@dataclass(frozen=True)
+class _ChainSetup:
+    """What every acquisition chain of one al-sim run shares (see :func:`_simulate_chain`)."""
+
+    data: Any
+    view: str
+    units: _SectionUnits | _WindowUnits
+    rounds: int
+    budget: int
+    settings: RoundTraining
+    spacing: int
+    track_round0: bool  # round 0 records pool statistics when any strategy of the run needs them
+    on_round: Any  # optional callback (strategy, seed, round, labeled, miou)
+
+
 def _simulate_chain(
-    data: Any,
-    view: str,
-    units: _SectionUnits | _WindowUnits,
+    setup: _ChainSetup,
     strategy: str,
     start: np.ndarray,
     *,
     seed: int,
     draw: int,
-    rounds: int,
-    budget: int,
-    settings: RoundTraining,
-    track_round0: bool,
-    spacing: int,
     cache: dict[tuple[int, bytes], tuple[Any, Any, float]],
-    on_round: Any,
 ) -> list[float]:
     """One strategy's acquisition chain of one seed from the ``start`` units: train, test,
-    acquire, ``rounds`` times; returns the test mIoU after each training ((rounds + 1,)).
+    acquire, ``setup.rounds`` times; returns the test mIoU after each training ((rounds + 1,)).
 
     Training depends only on (seed, round, labeled set), so chains that chose the same units
     (always so in round 0) share one trained model through ``cache``."""
+    data, view, units, settings = setup.data, setup.view, setup.units, setup.settings
+    rounds = setup.rounds
     labeled = start.copy()
     curve: list[float] = []
     for round_index in range(rounds + 1):
@@ -1186,7 +1195,7 @@ def _simulate_chain(
                 view,
                 sections,
                 tracked,
-                track=(needs_stats or (round_index == 0 and track_round0)) and not last,
+                track=(needs_stats or (round_index == 0 and setup.track_round0)) and not last,
                 seed=seed * 1000 + round_index,
                 settings=settings,
                 label_masks=masks,
@@ -1195,8 +1204,8 @@ def _simulate_chain(
             cache[key] = (trained, stats, miou)
         trained, stats, miou = cache[key]
         curve.append(miou)
-        if on_round is not None:
-            on_round(strategy, seed, round_index, int(labeled.size), miou)
+        if setup.on_round is not None:
+            setup.on_round(strategy, seed, round_index, int(labeled.size), miou)
         if not last:
             chosen = _acquire(
                 units,
@@ -1204,13 +1213,13 @@ def _simulate_chain(
                 data,
                 view,
                 pool,
-                budget,
+                setup.budget,
                 model=trained,
                 stats=stats,
                 seed=seed * 1000 + round_index,
                 draw=draw,
                 device=settings.device,
-                spacing=spacing,
+                spacing=setup.spacing,
                 labeled=labeled,
             )
             labeled = np.sort(np.concatenate([labeled, chosen]))
@@ -1541,7 +1550,17 @@ def simulate_active_learning(
     per_seed: dict[str, list[list[float]]] = {s: [] for s in strategies}
     random_per_draw: list[list[list[float]]] = []  # (seeds, draws, rounds + 1)
     labeled_counts = [initial + r * budget for r in range(rounds + 1)]
-    any_tracked = any(s in _TRACKED for s in strategies)
+    setup = _ChainSetup(
+        data,
+        view,
+        units,
+        rounds,
+        budget,
+        settings,
+        spacing=int(spacing),
+        track_round0=any(s in _TRACKED for s in strategies),
+        on_round=on_round,
+    )
     for seed in seeds:
         start = units.start(np.random.default_rng([int(seed), 7]), initial)
         # Training depends only on (seed, round, labeled set): strategies that chose the same
@@ -1550,22 +1569,7 @@ def simulate_active_learning(
         for strategy in strategies:
             draws = int(random_draws) if strategy == "random" else 1
             chains = [
-                _simulate_chain(
-                    data,
-                    view,
-                    units,
-                    strategy,
-                    start,
-                    seed=int(seed),
-                    draw=draw,
-                    rounds=rounds,
-                    budget=budget,
-                    settings=settings,
-                    track_round0=any_tracked,
-                    spacing=int(spacing),
-                    cache=cache,
-                    on_round=on_round,
-                )
+                _simulate_chain(setup, strategy, start, seed=int(seed), draw=draw, cache=cache)
                 for draw in range(draws)
             ]
             per_seed[strategy].append(np.mean(chains, axis=0).tolist())
