@@ -8,7 +8,15 @@ forgotten ones (at least ``--threshold`` events, the benchmark's count). A stead
 the epochs means pixels that keep oscillating; a count that falls means forgetting that ends
 as the model settles.
 
+With ``--boundary`` it also prints where the frequently forgotten pixels lie: their share at
+each distance (0, 1, 2, >= 3 px) from the nearest label boundary of their section
+(:func:`segforget.analysis.boundary_distance`; 0 = the pixel has a 4-neighbour of another
+class), next to the share of all observed training pixels there, and the fraction of the
+pixels at that distance that are frequently forgotten. The labels come from the data set named
+in the stores' metadata (``data_spec``).
+
     python benchmarks/bench_forgetting_epochs.py --runs bench_ema/runs --methods baseline,rotate
+    python benchmarks/bench_forgetting_epochs.py --runs bench_ema/runs --methods baseline --boundary
 """
 
 from __future__ import annotations
@@ -24,7 +32,101 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=Path, required=True, help="A benchmark's runs/ folder.")
     parser.add_argument("--methods", required=True, help="Comma-separated entries to read.")
     parser.add_argument("--threshold", type=int, default=2, help="Frequent: >= this many events.")
+    parser.add_argument(
+        "--boundary",
+        action="store_true",
+        help="Also print the frequently forgotten pixels by distance to the label boundary.",
+    )
     return parser.parse_args()
+
+
+#: Distance bins of the boundary table: 0, 1, 2 and >= 3 pixels.
+DISTANCE_BINS = 4
+
+
+def frequent_by_distance(
+    forgetting_events: np.ndarray,
+    observations: np.ndarray,
+    labels: np.ndarray,
+    *,
+    threshold: int,
+    num_classes: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frequently forgotten and observed pixels per distance bin to the label boundary.
+
+    Args:
+        forgetting_events: (N * H * W,) events per pixel of one training pixel space.
+        observations: (N * H * W,) observations per pixel (0: never seen in training).
+        labels: (N, H, W) the labels of that pixel space's sections.
+        threshold: frequently forgotten means at least this many events.
+        num_classes: labels outside 0..num_classes-1 are ignored (no boundary, not counted).
+
+    Returns:
+        Two (DISTANCE_BINS,) int64 arrays: frequently forgotten pixels and observed labeled
+        pixels at distance 0, 1, 2 and >= 3 (sections without a boundary count as >= 3).
+    """
+    from segforget.analysis.boundary import boundary_distance
+
+    distance = boundary_distance(labels, num_classes=num_classes).reshape(-1)
+    bins = np.minimum(np.rint(np.minimum(distance, DISTANCE_BINS)), DISTANCE_BINS - 1)
+    valid = ((labels >= 0) & (labels < num_classes)).reshape(-1) & (observations > 0)
+    frequent = valid & (forgetting_events >= threshold)
+    count = np.bincount(bins[frequent].astype(np.int64), minlength=DISTANCE_BINS)
+    total = np.bincount(bins[valid].astype(np.int64), minlength=DISTANCE_BINS)
+    return count.astype(np.int64), total.astype(np.int64)
+
+
+def method_boundary_counts(method_dir: Path, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`frequent_by_distance` summed over every seed and training view of a method."""
+    from segforget.data import load_data
+    from segforget.dynamics import ForgettingStats
+
+    frequent, observed = np.zeros(DISTANCE_BINS, np.int64), np.zeros(DISTANCE_BINS, np.int64)
+    loaded: dict[str, object] = {}
+    for store in sorted(method_dir.glob("seed*/dynamics/epoch/train_*")):
+        stats = ForgettingStats.load(store)
+        spec = str(stats.meta.get("data_spec") or "")
+        if not spec:
+            raise SystemExit(f"Expected {store} to name its data set (meta data_spec), got none")
+        data = loaded.setdefault(spec, load_data(spec))
+        labels = data.label_sections("train+val", str(stats.meta["view"]))  # type: ignore[attr-defined]
+        if labels.size != stats.num_pixels:
+            raise SystemExit(
+                f"Expected {store} to cover {labels.size} training pixels of {spec}, "
+                f"got {stats.num_pixels}"
+            )
+        count, total = frequent_by_distance(
+            stats.forgetting_events,
+            stats.observations,
+            labels,
+            threshold=threshold,
+            num_classes=data.num_classes,  # type: ignore[attr-defined]
+        )
+        frequent += count
+        observed += total
+    return frequent, observed
+
+
+def print_boundary_table(runs: Path, methods: list[str], threshold: int) -> None:
+    """Print the share of frequently forgotten pixels per distance to the label boundary."""
+    heads = ["0 px", "1 px", "2 px", ">= 3 px"]
+    print()
+    print(
+        "frequently forgotten pixels by distance to the nearest label boundary, summed over "
+        "seeds and training views"
+    )
+    print(f"{'method':<14}{'row':<30}" + "".join(f"{h:>10}" for h in heads))
+    for method in methods:
+        frequent, observed = method_boundary_counts(runs / method, threshold)
+        cells = "".join(f"{int(c):>10}" for c in frequent)
+        print(f"{method:<14}{'frequent pixels':<30}{cells}")
+        rows = (
+            (f"share of frequent ({int(frequent.sum())})", frequent / max(frequent.sum(), 1)),
+            (f"share of pixels ({int(observed.sum())})", observed / max(observed.sum(), 1)),
+            ("frequent / pixels there", frequent / np.maximum(observed, 1)),
+        )
+        for label, values in rows:
+            print(f"{'':<14}{label:<30}" + "".join(f"{100 * v:>9.1f}%" for v in values))
 
 
 def method_event_counts(method_dir: Path, threshold: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -66,6 +168,8 @@ def main() -> None:
             cells = "".join(f"{int(c):>9}" for c in counts[1:])
             print(f"{method:<14}{label:<18}{cells}")
             method = ""
+    if args.boundary:
+        print_boundary_table(args.runs, args.methods.split(","), args.threshold)
 
 
 if __name__ == "__main__":

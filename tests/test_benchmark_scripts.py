@@ -180,3 +180,73 @@ def test_forgetting_epochs_counts_events_by_epoch(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[2].split() == ["m", "all", "1", "0", "2"]  # epochs 2, 3, 4
     assert lines[3].split() == ["frequent", "(1)", "1", "0", "1"]
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS[0].parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frequent_by_distance_bins_a_hand_case():
+    """One row of labels 0 0 0 0 1 1 1 255: pixels 3 and 4 are boundary pixels (distance 0),
+    2 and 5 at 1 px, 1 and 6 at 2 px, 0 at 3 px; the ignored pixel 7 is no boundary and not
+    counted. Frequent (>= 2 events): pixels 0, 3 and 5; pixel 6 was never observed."""
+    import numpy as np
+
+    bench = _load_script("bench_forgetting_epochs")
+    labels = np.array([[[0, 0, 0, 0, 1, 1, 1, 255]]])
+    events = np.array([2, 0, 1, 2, 1, 3, 4, 5])
+    observations = np.array([4, 4, 4, 4, 4, 4, 0, 4])
+    frequent, observed = bench.frequent_by_distance(
+        events, observations, labels, threshold=2, num_classes=2
+    )
+    assert frequent.tolist() == [1, 1, 0, 1]  # pixel 3 | pixel 5 | - | pixel 0
+    assert observed.tolist() == [2, 2, 1, 1]  # 3, 4 | 2, 5 | 1 | 0
+
+
+def test_forgetting_epochs_boundary_table_reads_the_runs_labels(tmp_path):
+    """Two pixels of a synthetic survey forgotten twice each: one where the label changes to
+    the next row (a boundary pixel), one whose 7 x 7 neighbourhood holds a single class (at
+    least 3 px from any boundary): the table puts half of the frequent pixels in each bin."""
+    import numpy as np
+    import torch
+
+    from segforget.data import load_data
+    from segforget.dynamics import ForgettingTracker
+
+    spec = "synthetic:small:0"
+    labels = np.array(load_data(spec).label_sections("train+val", "inline"))  # (N, H, W)
+    changes = np.argwhere(labels[:, :-1, :] != labels[:, 1:, :])
+    on_boundary = tuple(changes[len(changes) // 2])
+    far = next(
+        (n, h, w)
+        for n, h, w in np.argwhere(labels[:, 3:-3, 3:-3] >= 0) + [0, 3, 3]
+        if np.unique(labels[n, h - 3 : h + 4, w - 3 : w + 4]).size == 1
+    )
+    flat = np.ravel_multi_index(np.array([on_boundary, far]).T, labels.shape)
+    tracker = ForgettingTracker(labels.size, 6, history=True)
+    target = torch.from_numpy(labels.reshape(1, -1, labels.shape[-1]))
+    index = torch.arange(labels.size).reshape(target.shape)
+    for t in range(4):  # right, wrong, right, wrong: two forgetting events
+        prediction = target.clone().reshape(-1)
+        if t % 2:
+            prediction[flat] = (prediction[flat] + 1) % 6
+        tracker.update(prediction.reshape(target.shape), target, index)
+    meta = {"view": "inline", "section_shape": list(labels.shape[1:]), "data_spec": spec}
+    store = tmp_path / "runs" / "m" / "seed0" / "dynamics" / "epoch" / "train_inline"
+    tracker.compute(meta=meta).save(store)
+    script = SCRIPTS[0].parent / "bench_forgetting_epochs.py"
+    args = ["--runs", tmp_path / "runs", "--methods", "m", "--boundary"]
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    counts = next(line for line in lines if line.startswith("m ") and "frequent pixels" in line)
+    assert counts.split()[-4:] == ["1", "0", "0", "1"]
+    shares = next(line for line in lines if "share of frequent (2)" in line)
+    assert shares.split()[-4:] == ["50.0%", "0.0%", "0.0%", "50.0%"]
