@@ -10,8 +10,8 @@ as the model settles.
 
 With ``--boundary`` it also prints where the frequently forgotten pixels lie: their share at
 each distance (0, 1, 2, >= 3 px) from the nearest label boundary of their section
-(:func:`segforget.analysis.boundary_distance`; 0 = the pixel has a 4-neighbour of another
-class), next to the share of all observed training pixels there, and the fraction of the
+(:meth:`segforget.analysis.BoundaryAccumulator.frequent`; 0 = the pixel has a 4-neighbour of
+another class), next to the share of all observed training pixels there, and the fraction of the
 pixels at that distance that are frequently forgotten. The labels come from the data set named
 in the stores' metadata (``data_spec``).
 
@@ -40,48 +40,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-#: Distance bins of the boundary table: 0, 1, 2 and >= 3 pixels.
-DISTANCE_BINS = 4
-
-
-def frequent_by_distance(
-    forgetting_events: np.ndarray,
-    observations: np.ndarray,
-    labels: np.ndarray,
-    *,
-    threshold: int,
-    num_classes: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frequently forgotten and observed pixels per distance bin to the label boundary.
-
-    Args:
-        forgetting_events: (N * H * W,) events per pixel of one training pixel space.
-        observations: (N * H * W,) observations per pixel (0: never seen in training).
-        labels: (N, H, W) the labels of that pixel space's sections.
-        threshold: frequently forgotten means at least this many events.
-        num_classes: labels outside 0..num_classes-1 are ignored (no boundary, not counted).
-
-    Returns:
-        Two (DISTANCE_BINS,) int64 arrays: frequently forgotten pixels and observed labeled
-        pixels at distance 0, 1, 2 and >= 3 (sections without a boundary count as >= 3).
-    """
-    from segforget.analysis.boundary import boundary_distance
-
-    distance = boundary_distance(labels, num_classes=num_classes).reshape(-1)
-    bins = np.minimum(np.rint(np.minimum(distance, DISTANCE_BINS)), DISTANCE_BINS - 1)
-    valid = ((labels >= 0) & (labels < num_classes)).reshape(-1) & (observations > 0)
-    frequent = valid & (forgetting_events >= threshold)
-    count = np.bincount(bins[frequent].astype(np.int64), minlength=DISTANCE_BINS)
-    total = np.bincount(bins[valid].astype(np.int64), minlength=DISTANCE_BINS)
-    return count.astype(np.int64), total.astype(np.int64)
-
-
 def method_boundary_counts(method_dir: Path, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`frequent_by_distance` summed over every seed and training view of a method."""
+    """Frequently forgotten and observed pixels at 0, 1, 2, >= 3 px from the label boundary,
+    summed over every seed and training view of a method (each (4,) int64)."""
+    from segforget.analysis import BoundaryAccumulator
     from segforget.data import load_data
     from segforget.dynamics import ForgettingStats
 
-    frequent, observed = np.zeros(DISTANCE_BINS, np.int64), np.zeros(DISTANCE_BINS, np.int64)
+    frequent, observed = np.zeros(4, np.int64), np.zeros(4, np.int64)
     loaded: dict[str, object] = {}
     for store in sorted(method_dir.glob("seed*/dynamics/epoch/train_*")):
         stats = ForgettingStats.load(store)
@@ -95,15 +61,15 @@ def method_boundary_counts(method_dir: Path, threshold: int) -> tuple[np.ndarray
                 f"Expected {store} to cover {labels.size} training pixels of {spec}, "
                 f"got {stats.num_pixels}"
             )
-        count, total = frequent_by_distance(
-            stats.forgetting_events,
-            stats.observations,
+        boundary = BoundaryAccumulator(data.class_names, max_distance=3)  # type: ignore[attr-defined]
+        boundary.update(
+            stats.forgetting_events.reshape(labels.shape),
+            stats.observations.reshape(labels.shape),
             labels,
-            threshold=threshold,
-            num_classes=data.num_classes,  # type: ignore[attr-defined]
         )
-        frequent += count
-        observed += total
+        counts = boundary.frequent(threshold)
+        frequent += counts["by_distance"]
+        observed += counts["pixels_by_distance"]
     return frequent, observed
 
 

@@ -182,32 +182,6 @@ def test_forgetting_epochs_counts_events_by_epoch(tmp_path):
     assert lines[3].split() == ["frequent", "(1)", "1", "0", "1"]
 
 
-def _load_script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS[0].parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_frequent_by_distance_bins_a_hand_case():
-    """One row of labels 0 0 0 0 1 1 1 255: pixels 3 and 4 are boundary pixels (distance 0),
-    2 and 5 at 1 px, 1 and 6 at 2 px, 0 at 3 px; the ignored pixel 7 is no boundary and not
-    counted. Frequent (>= 2 events): pixels 0, 3 and 5; pixel 6 was never observed."""
-    import numpy as np
-
-    bench = _load_script("bench_forgetting_epochs")
-    labels = np.array([[[0, 0, 0, 0, 1, 1, 1, 255]]])
-    events = np.array([2, 0, 1, 2, 1, 3, 4, 5])
-    observations = np.array([4, 4, 4, 4, 4, 4, 0, 4])
-    frequent, observed = bench.frequent_by_distance(
-        events, observations, labels, threshold=2, num_classes=2
-    )
-    assert frequent.tolist() == [1, 1, 0, 1]  # pixel 3 | pixel 5 | - | pixel 0
-    assert observed.tolist() == [2, 2, 1, 1]  # 3, 4 | 2, 5 | 1 | 0
-
-
 def test_forgetting_epochs_boundary_table_reads_the_runs_labels(tmp_path):
     """Two pixels of a synthetic survey forgotten twice each: one where the label changes to
     the next row (a boundary pixel), one whose 7 x 7 neighbourhood holds a single class (at

@@ -163,6 +163,81 @@ def test_boundary_enrichment_uniform_is_one_and_pairs():
     assert out["enrichment_2px"] == pytest.approx((26 / 42) / (24 / 40))
 
 
+def _reference_frequent(events, obs, labels, c, k):
+    """Independent loops: brute-force distance of every pixel to the nearest boundary pixel,
+    rounded and binned 0, 1, 2, >= 3; frequently forgotten = at least k events."""
+    n, h, w = labels.shape
+    frequent, pixels = [0, 0, 0, 0], [0, 0, 0, 0]
+    for s in range(n):
+        pts = [
+            (i, j)
+            for i, j in itertools.product(range(h), range(w))
+            if labels[s, i, j] < c
+            and any(
+                0 <= i + di < h
+                and 0 <= j + dj < w
+                and labels[s, i + di, j + dj] < c
+                and labels[s, i + di, j + dj] != labels[s, i, j]
+                for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))
+            )
+        ]
+        for i, j in itertools.product(range(h), range(w)):
+            if obs[s, i, j] == 0 or labels[s, i, j] >= c:
+                continue
+            d = min((np.hypot(i - a, j - b) for a, b in pts), default=np.inf)
+            b = 3 if not np.isfinite(d) else min(int(np.rint(d)), 3)
+            pixels[b] += 1
+            frequent[b] += int(events[s, i, j] >= k)
+    return frequent, pixels
+
+
+def test_boundary_frequent_pixels_match_reference_and_are_chunk_invariant():
+    rng = np.random.default_rng(1)
+    labels = np.zeros((4, 12, 10), dtype=np.int64)
+    labels[:, 5:] = 1
+    labels[:, 9:, 4:] = 2
+    labels[2] = 0  # a section without any boundary: all its pixels are >= 3 px
+    labels[1, 0, 0] = 255
+    dist = boundary_distance(labels, num_classes=3)
+    events = rng.poisson(np.where(dist <= 1, 2.5, 0.4))
+    events[3, 0, 0] = 40  # a large count in the last chunk grows the histogram
+    obs = np.where(rng.random(labels.shape) < 0.9, 5, 0)
+    for k in (1, 2, 3, 41):
+        expected, pixels = _reference_frequent(events, obs, labels, 3, k)
+        out = boundary_analysis(events, obs, labels, class_names=NAMES, frequent_k=k)["frequent"]
+        assert out["by_distance"] == expected, k
+        assert out["pixels_by_distance"] == pixels
+        assert out["pixels"] == sum(expected)
+        if sum(expected):
+            assert out["on_boundary_share"] == pytest.approx(expected[0] / sum(expected))
+            assert out["within_1px_share"] == pytest.approx(sum(expected[:2]) / sum(expected))
+        else:
+            assert out["on_boundary_share"] is None and out["within_1px_share"] is None
+        assert out["boundary_rate"] == pytest.approx(expected[0] / pixels[0])
+        acc = BoundaryAccumulator(NAMES)
+        for chunk in (slice(0, 1), slice(1, 3), slice(3, 4)):
+            acc.update(events[chunk], obs[chunk], labels[chunk])
+        assert acc.result(frequent_k=k)["frequent"] == out
+    assert boundary_analysis(events, obs, labels, class_names=NAMES)["frequent"] is None
+    with pytest.raises(ValueError, match="Expected `k` to be >= 1"):
+        BoundaryAccumulator(NAMES).frequent(0)
+
+
+def test_boundary_frequent_pixels_hand_built():
+    """Row 0 0 0 0 1 1 1 255: pixels 3 and 4 are boundary pixels, 2 and 5 lie 1 px away, 1 and
+    6 2 px, 0 3 px; the ignored pixel 7 is no boundary and not counted; pixel 6 unobserved.
+    Frequently forgotten (>= 2 events): pixels 0, 3 and 5."""
+    labels = np.array([[[0, 0, 0, 0, 1, 1, 1, 255]]])
+    events = np.array([[[2, 0, 1, 2, 1, 3, 4, 5]]])
+    obs = np.array([[[4, 4, 4, 4, 4, 4, 0, 4]]])
+    out = boundary_analysis(events, obs, labels, class_names=NAMES, frequent_k=2)["frequent"]
+    assert out["by_distance"] == [1, 1, 0, 1]
+    assert out["pixels_by_distance"] == [2, 2, 1, 1]
+    assert out["on_boundary_share"] == pytest.approx(1 / 3)
+    assert out["within_1px_share"] == pytest.approx(2 / 3)
+    assert out["boundary_rate"] == pytest.approx(1 / 2)
+
+
 # ------------------------------------------------------------------ margin
 def _ranks(x):
     order = np.argsort(x, kind="mergesort")

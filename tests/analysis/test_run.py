@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from analysis.fake_run import analyzed_fake_run
-from segforget.analysis import analyze_run, auroc, boundary_analysis, spearman
+from segforget.analysis import (
+    analyze_run,
+    auroc,
+    boundary_analysis,
+    boundary_distance,
+    spearman,
+)
 from segforget.dynamics import ForgettingStats
 
 #: Summary sections computed from the run (the rest describe outputs: findings, figures, ...).
@@ -72,6 +78,16 @@ def test_numbers_match_direct_whole_array_computation(analyzed):
         assert direct["enrichment_2px"] > 1
         aums.append(st.aum.ravel())
     ev, lab = np.concatenate(events), np.concatenate(labels)
+    # frequently forgotten pixels by distance, summed over the views, counted directly
+    k, frequent = summary["k"], np.zeros(4, dtype=np.int64)
+    for view in ("inline", "crossline"):
+        st, lab_view = _concat(run, view)
+        distance = boundary_distance(lab_view, num_classes=len(summary["class_names"]))
+        bins = np.minimum(np.rint(np.minimum(distance, 3)), 3).astype(np.int64).ravel()
+        keep = (st.observations > 0) & (st.forgetting_events >= k) & (lab_view.ravel() < 255)
+        frequent += np.bincount(bins[keep], minlength=4)
+    assert summary["boundary"]["frequent"]["k"] == k
+    assert summary["boundary"]["frequent"]["by_distance"] == frequent.tolist()
     # every pixel is sampled (fewer than max_samples), so the correlation is the full one
     assert summary["margin"]["spearman_events_vs_aum"] == pytest.approx(
         spearman(ev, np.concatenate(aums))
@@ -165,3 +181,31 @@ def test_user_errors(tmp_path, analyzed):
     (nodyn / "config.yaml").write_text("data: [unclosed\n")
     with pytest.raises(ValueError, match="config.yaml to be readable"):
         analyze_run(nodyn, progress=False)
+
+
+def test_findings_say_where_the_frequently_forgotten_pixels_lie(analyzed):
+    from segforget.analysis.run import _frequent_boundary_findings
+
+    _, summary = analyzed
+    frequent = summary["boundary"]["frequent"]
+    assert frequent["pixels"] > 0  # the fake run has frequently forgotten pixels
+    assert any("frequently forgotten pixels (>= " in note for note in summary["findings"])
+    on_boundary = {
+        "k": 2,
+        "pixels": 100,
+        "by_distance": [80, 12, 3, 5],
+        "pixels_by_distance": [70, 90, 60, 780],
+        "on_boundary_share": 0.8,
+        "within_1px_share": 0.92,
+        "boundary_rate": 80 / 70,
+    }
+    (note,) = _frequent_boundary_findings(on_boundary)
+    assert note.startswith("Of the 100 frequently forgotten pixels (>= 2 events), 80% are")
+    assert "(7.0% of pixels) and 92% lie within 1 px" in note
+    assert "moving by a pixel" in note and "(5 of these pixels lie 3 px or more" in note
+    inside = dict(on_boundary, by_distance=[20, 10, 10, 60], on_boundary_share=0.2)
+    inside["within_1px_share"] = 0.3
+    (note,) = _frequent_boundary_findings(inside)
+    assert "20% are label-boundary pixels" in note and "inside the units" in note
+    assert _frequent_boundary_findings(None) == []
+    assert _frequent_boundary_findings(dict(on_boundary, pixels=0)) == []

@@ -12,6 +12,9 @@ Definitions (used by the tests and the summary):
   pixels have distance 0. Sections without a boundary give ``inf``.
 - ``enrichment_2px`` = (share of all forgetting events that lie at distance <= 2) / (share of
   observed pixels that lie at distance <= 2). 1 means no concentration at boundaries.
+- ``frequent`` (when a threshold ``k`` is given): the *frequently forgotten* pixels (at least
+  ``k`` forgetting events) by distance 0, 1, 2 and >= 3 px (rounded, as in the curve), and the
+  share of them on the boundary itself and within 1 px.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ class BoundaryAccumulator:
         self.pixels = np.zeros(bins, dtype=np.int64)
         self.events = np.zeros(bins, dtype=np.int64)
         self.forgotten = np.zeros(bins, dtype=np.int64)
+        # pixels per (distance bin, forgetting events), grown as larger counts arrive
+        self.event_hist = np.zeros((bins, 1), dtype=np.int64)
         self.near_pixels = 0
         self.near_events = 0
         c = self.num_classes
@@ -146,6 +151,7 @@ class BoundaryAccumulator:
         self.pixels += np.bincount(b, minlength=n)
         self.events += np.bincount(b, weights=e, minlength=n).astype(np.int64)
         self.forgotten += np.bincount(b[e > 0], minlength=n)
+        self._add_event_hist(b, e)
         near = dist[observed] <= NEAR_BOUNDARY_PX
         self.near_pixels += int(near.sum())
         self.near_events += int(e[near].sum())
@@ -169,13 +175,59 @@ class BoundaryAccumulator:
                 np.bincount(flat, weights=ev, minlength=c * c).astype(np.int64).reshape(c, c)
             )
 
-    def result(self) -> dict[str, Any]:
+    def _add_event_hist(self, bins: np.ndarray, events: np.ndarray) -> None:
+        """Count pixels per (distance bin, events); ``bins`` and ``events`` (M,) int64."""
+        if events.size == 0:
+            return
+        width = max(int(events.max()) + 1, self.event_hist.shape[1])
+        if width > self.event_hist.shape[1]:
+            grown = np.zeros((self.event_hist.shape[0], width), dtype=np.int64)
+            grown[:, : self.event_hist.shape[1]] = self.event_hist
+            self.event_hist = grown
+        size = self.event_hist.size
+        self.event_hist += np.bincount(bins * width + events, minlength=size).reshape(
+            self.event_hist.shape
+        )
+
+    def frequent(self, k: int) -> dict[str, Any]:
+        """The frequently forgotten pixels (>= ``k`` events) by distance to the boundary.
+
+        Returns:
+            ``k``; ``pixels`` (all of them); ``by_distance``: [0 px, 1 px, 2 px, >= 3 px]
+            pixel counts; ``pixels_by_distance``: the observed pixels in the same bins;
+            ``on_boundary_share`` and ``within_1px_share`` of the frequently forgotten pixels
+            (None without any); ``boundary_rate``: the fraction of boundary pixels that are
+            frequently forgotten.
+        """
+        if k < 1:
+            raise ValueError(f"Expected `k` to be >= 1, got {k}")
+        per_bin = self.event_hist[:, k:].sum(axis=1) if k < self.event_hist.shape[1] else None
+        if per_bin is None:
+            per_bin = np.zeros(self.event_hist.shape[0], dtype=np.int64)
+
+        def four(values: np.ndarray) -> list[int]:
+            return [int(values[0]), int(values[1]), int(values[2]), int(values[3:].sum())]
+
+        by_distance, pixels = four(per_bin), four(self.pixels)
+        total = sum(by_distance)
+        return {
+            "k": int(k),
+            "pixels": total,
+            "by_distance": by_distance,
+            "pixels_by_distance": pixels,
+            "on_boundary_share": by_distance[0] / total if total else None,
+            "within_1px_share": (by_distance[0] + by_distance[1]) / total if total else None,
+            "boundary_rate": by_distance[0] / pixels[0] if pixels[0] else None,
+        }
+
+    def result(self, *, frequent_k: int | None = None) -> dict[str, Any]:
         """Plain data: ``enrichment_2px``, near-boundary shares, the distance curve, class pairs.
 
         ``curve`` lists per integer distance d (last = d >= max_distance or no boundary):
         ``pixels``, ``mean_forgetting_events``, ``forgotten_fraction``. ``class_pairs`` lists
         the boundary class pairs sorted by forgetting events, with ``boundary_pixels``,
-        ``forgotten_pixels``, ``forgetting_events``, ``events_per_pixel``.
+        ``forgotten_pixels``, ``forgetting_events``, ``events_per_pixel``. ``frequent`` is
+        :meth:`frequent` of ``frequent_k`` (None when no threshold is given).
         """
         total_pixels = int(self.pixels.sum())
         total_events = int(self.events.sum())
@@ -223,6 +275,7 @@ class BoundaryAccumulator:
             ),
             "curve": curve,
             "class_pairs": pairs,
+            "frequent": self.frequent(frequent_k) if frequent_k is not None else None,
         }
 
 
@@ -233,11 +286,13 @@ def boundary_analysis(
     *,
     class_names: Sequence[str],
     max_distance: int = 32,
+    frequent_k: int | None = None,
 ) -> dict[str, Any]:
     """Forgetting near label boundaries of whole (N, H, W) arrays.
 
-    See :class:`BoundaryAccumulator` for the result.
+    See :class:`BoundaryAccumulator` for the result (``frequent_k``: the threshold of its
+    ``frequent`` block).
     """
     acc = BoundaryAccumulator(class_names, max_distance=max_distance)
     acc.update(forgetting_events, observations, labels)
-    return acc.result()
+    return acc.result(frequent_k=frequent_k)

@@ -217,6 +217,27 @@ class _Progress:
             self.bar.__exit__(*exc)
 
 
+def _frequent_boundary_findings(frequent: dict[str, Any] | None) -> list[str]:
+    """Where the frequently forgotten pixels lie relative to the label boundary."""
+    if not frequent or not frequent["pixels"]:
+        return []
+    on, within = frequent["on_boundary_share"], frequent["within_1px_share"]
+    pixels = frequent["pixels_by_distance"]
+    boundary_share = pixels[0] / sum(pixels) if sum(pixels) else 0.0
+    lead = (
+        f"Of the {frequent['pixels']} frequently forgotten pixels (>= {frequent['k']} events), "
+        f"{on:.0%} are label-boundary pixels ({boundary_share:.1%} of pixels) and {within:.0%} "
+        "lie within 1 px of a boundary"
+    )
+    if on >= 0.5:
+        return [
+            f"{lead}: most of the frequent forgetting is the predicted boundary moving by a "
+            f"pixel between observations ({frequent['by_distance'][3]} of these pixels lie 3 px "
+            "or more from any boundary)."
+        ]
+    return [f"{lead}; most lie away from the boundary, inside the units."]
+
+
 def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
     """Plain-language statements of what the numbers show (or do not show)."""
     notes = []
@@ -241,6 +262,7 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
                 f"2 px = {e:.2f}): forgetting is spread over the interiors of the units rather "
                 "than their edges."
             )
+    notes.extend(_frequent_boundary_findings(summary["boundary"].get("frequent")))
     per_class = summary["per_class"]
     largest = summary["overview"].get("largest_class")
     from segforget.classes import F3_RARE_CLASSES
@@ -455,7 +477,7 @@ def analyze_run(
         "k": k_value,
         "overview": {key: v for key, v in ov.items() if key != "per_class"},
         "per_class": ov["per_class"],
-        "boundary": boundary.result(),
+        "boundary": boundary.result(frequent_k=k_value),
         "margin": sampler.result(),
         "timing": timing.result(),
         "regions": None,
