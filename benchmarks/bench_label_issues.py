@@ -118,6 +118,16 @@ def main() -> None:
         args.survey_seed = args.corruption_seed = seed
         print(f"\n=== seed {seed}", flush=True)
         tables[seed] = run_one(args, base / f"seed{seed}")
+    summary = print_mean_table(tables, seeds)
+    reference = next(r["score"] for r in summary if r["score"].startswith("cleanlab (out-of"))
+    paired = print_paired_table(summary, reference)
+    if args.json:
+        result = {"seeds": seeds, "mean": summary, "paired": paired, "tables": tables}
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+def print_mean_table(tables: dict[int, list[dict]], seeds: list[int]) -> list[dict]:
+    """Print and return each score's AP and AUROC averaged over the surveys (seeds)."""
     names = [r["score"] for r in next(iter(tables.values()))]
     reference = next(n for n in names if n.startswith("cleanlab (out-of-sample"))
     print(f"\n=== mean over seeds {seeds} (AP per seed in brackets)")
@@ -136,9 +146,44 @@ def main() -> None:
         )
         per_seed_ap = [r["ap"] for r in rows]
         summary.append({"score": name, "ap": ap, "auroc": auc, "ap_per_seed": per_seed_ap})
-    if args.json:
-        result = {"seeds": seeds, "mean": summary, "tables": tables}
-        args.json.write_text(json.dumps(result, indent=2))
+    return summary
+
+
+def paired_against(summary: list[dict], reference: str) -> list[dict]:
+    """Per-survey AP differences of every score against ``reference`` (the same surveys).
+
+    Returns:
+        One dict per other score: ``score`` and the
+        :func:`segforget.compare.paired_differences` fields of its AP minus the reference's
+        (``mean``, ``std``, ``wins``, ``p``, ``ci95``; one point each).
+    """
+    from segforget.compare import paired_differences
+
+    ref = next(r["ap_per_seed"] for r in summary if r["score"] == reference)
+    out = []
+    for row in summary:
+        if row["score"] == reference:
+            continue
+        diff = paired_differences(np.asarray(row["ap_per_seed"])[:, None], np.asarray(ref)[:, None])
+        point = {key: diff[key][0] for key in ("mean", "std", "wins", "p", "ci95")}
+        out.append({"score": row["score"], **point})
+    return out
+
+
+def print_paired_table(summary: list[dict], reference: str) -> list[dict]:
+    """Print and return :func:`paired_against` (needs at least two surveys for a p-value)."""
+    paired = paired_against(summary, reference)
+    surveys = len(summary[0]["ap_per_seed"])
+    print(f"\n=== AP minus {reference}'s, paired by survey ({surveys} surveys)")
+    print(f"{'score':<38} {'mean ± std':>17}  {'wins':>6}  {'p':>7}  95 % interval")
+    for row in paired:
+        p = "n/a" if row["p"] is None else ("< 0.001" if row["p"] < 0.001 else f"{row['p']:.3f}")
+        ci = "n/a" if row["ci95"] is None else f"[{row['ci95'][0]:+.3f}, {row['ci95'][1]:+.3f}]"
+        print(
+            f"{row['score']:<38} {row['mean']:+8.3f} ± {row['std']:.3f}  "
+            f"{row['wins']:>2}/{surveys:<3}  {p:>7}  {ci}"
+        )
+    return paired
 
 
 def run_one(args: argparse.Namespace, workdir: Path | None) -> list[dict]:

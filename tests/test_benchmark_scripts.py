@@ -224,3 +224,36 @@ def test_forgetting_epochs_boundary_table_reads_the_runs_labels(tmp_path):
     assert counts.split()[-4:] == ["1", "0", "0", "1"]
     shares = next(line for line in lines if "share of frequent (2)" in line)
     assert shares.split()[-4:] == ["50.0%", "0.0%", "0.0%", "50.0%"]
+
+
+def test_label_issue_benchmark_pairs_every_score_with_cleanlab_by_survey():
+    """Hand case: per-survey APs of two scores against the reference; the differences, wins,
+    paired t-test (scipy) and its 95 % interval (t quantile) are computed here independently."""
+    import importlib.util
+
+    import numpy as np
+    from scipy import stats
+
+    path = SCRIPTS[0].parent / "bench_label_issues.py"
+    spec = importlib.util.spec_from_file_location("bench_label_issues", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    reference = "cleanlab (out-of-sample, 2-fold)"
+    summary = [
+        {"score": "ours: a", "ap_per_seed": [0.5, 0.4, 0.9, 0.3]},
+        {"score": reference, "ap_per_seed": [0.4, 0.5, 0.6, 0.2]},
+        {"score": "ours: b", "ap_per_seed": [0.4, 0.5, 0.6, 0.2]},
+    ]
+    paired = bench.paired_against(summary, reference)
+    assert [row["score"] for row in paired] == ["ours: a", "ours: b"]
+    diff = np.array([0.1, -0.1, 0.3, 0.1])
+    a = paired[0]
+    assert a["mean"] == pytest.approx(diff.mean())
+    assert a["std"] == pytest.approx(diff.std(ddof=1))
+    assert a["wins"] == 3
+    expected = stats.ttest_rel([0.5, 0.4, 0.9, 0.3], [0.4, 0.5, 0.6, 0.2])
+    assert a["p"] == pytest.approx(expected.pvalue)
+    half = stats.t.ppf(0.975, 3) * diff.std(ddof=1) / 2
+    assert a["ci95"] == pytest.approx([diff.mean() - half, diff.mean() + half])
+    b = paired[1]  # identical to the reference: no difference, no win
+    assert b["mean"] == 0 and b["wins"] == 0
