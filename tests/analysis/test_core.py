@@ -331,12 +331,49 @@ def test_find_regions_hand_built():
     assert big["pixels"] == 6 and big["mean_forgetting_events"] == 3
     assert (big["row_min"], big["row_max"], big["col_min"], big["col_max"]) == (1, 2, 1, 3)
     assert big["dominant_class"] == "a" and big["dominant_class_share"] == 0.5
+    # every pixel of region 1 touches the a/b label change; of the small one only (5, 5)
+    # (its upper neighbour is class a), (6, 6) lies inside class c
+    assert big["on_boundary_share"] == 1.0
     small = min(regions, key=lambda r: r["pixels"])
+    assert small["on_boundary_share"] == 0.5
     assert small["pixels"] == 2 and small["dominant_class"] == "c"
     assert small["max_forgetting_events"] == 4 and small["section"] == 4
     assert find_regions(events, labels, k=2, class_names=NAMES, min_size=3)[0]["pixels"] == 6
     with pytest.raises(ValueError, match="Expected `k`"):
         find_regions(events, labels, k=0, class_names=NAMES)
+
+
+def test_region_boundary_share_matches_a_neighbour_scan():
+    """Random labels (3 classes and an ignored patch): each region's share of boundary pixels
+    against an explicit scan of the 4 neighbours of its pixels."""
+    rng = np.random.default_rng(11)
+    labels = np.repeat(rng.integers(0, 3, (6, 1)), 2, axis=0) * np.ones((1, 14), dtype=int)
+    labels[4:7, 9:12] = 255
+    events = rng.poisson(1.5, labels.shape)
+    regions = find_regions(events, labels, k=2, class_names=NAMES)
+    assert regions
+    comp, _ = ndimage.label(events >= 2, structure=np.ones((3, 3)))
+    h, w = labels.shape
+
+    def on_edge(i, j):
+        own = labels[i, j]
+        return own < 3 and any(
+            0 <= i + di < h and 0 <= j + dj < w and labels[i + di, j + dj] not in (own, 255)
+            for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))
+        )
+
+    expected = []
+    for v in range(1, comp.max() + 1):
+        pixels = np.argwhere(comp == v)
+        box = (*pixels.min(axis=0), *pixels.max(axis=0))  # row_min, col_min, row_max, col_max
+        share = np.mean([on_edge(a, b) for a, b in pixels])
+        expected.append((len(pixels), int(box[0]), int(box[2]), int(box[1]), int(box[3]), share))
+    fields = ("pixels", "row_min", "row_max", "col_min", "col_max", "on_boundary_share")
+    got = [tuple(r[f] for f in fields) for r in regions]
+    assert len(got) == len(expected)
+    for mine, ref in zip(sorted(got), sorted(expected)):
+        assert mine[:5] == ref[:5] and mine[5] == pytest.approx(ref[5])
+    assert any(0 < row[-1] < 1 for row in got)  # the case has partly-boundary regions
 
 
 def test_region_accumulator_ranks_against_scipy_reference():

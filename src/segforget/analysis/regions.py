@@ -1,7 +1,10 @@
 """Frequently forgotten regions: connected components of frequently forgotten pixels.
 
 A region is an 8-connected component (:func:`scipy.ndimage.label`) of pixels with at least ``k``
-forgetting events within one section. Regions are ranked by size, then by mean events.
+forgetting events within one section. Regions are ranked by size, then by mean events. Each
+region's ``on_boundary_share`` is the fraction of its pixels that are label-boundary pixels
+(:func:`segforget.analysis.boundary.boundary_mask`): near 1 for a band along a boundary that
+the predicted boundary jitters over, low for a region inside a unit that the model fails on.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from segforget.analysis.boundary import boundary_mask
 
 __all__ = ["find_regions", "RegionAccumulator", "REGION_FIELDS"]
 
@@ -28,6 +33,7 @@ REGION_FIELDS: tuple[str, ...] = (
     "col_max",
     "dominant_class",
     "dominant_class_share",
+    "on_boundary_share",
 )
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -55,7 +61,8 @@ def find_regions(
 
     Returns:
         regions as dicts with the fields of :data:`REGION_FIELDS` (``rank`` 0 = unranked);
-        bounding boxes are inclusive pixel rows (depth) and columns.
+        bounding boxes are inclusive pixel rows (depth) and columns; ``on_boundary_share``:
+        the fraction of the region's pixels that are label-boundary pixels.
 
     Raises:
         ValueError: if ``k`` < 1 or the arrays are not one (H, W) shape.
@@ -85,6 +92,8 @@ def find_regions(
     valid = (lab_in >= 0) & (lab_in < c)
     class_counts = np.bincount(ids_in[valid] * c + lab_in[valid], minlength=(count + 1) * c)
     class_counts = class_counts.reshape(count + 1, c)
+    on_edge = boundary_mask(labels, num_classes=c).ravel()[inside]
+    edge_counts = np.bincount(ids_in[on_edge], minlength=count + 1)
     boxes = ndimage.find_objects(component)
     regions = []
     for r in range(1, count + 1):
@@ -108,6 +117,7 @@ def find_regions(
                 "dominant_class_share": (
                     float(class_counts[r, dominant] / sizes[r]) if dominant >= 0 else None
                 ),
+                "on_boundary_share": float(edge_counts[r] / sizes[r]),
             }
         )
     return regions

@@ -244,12 +244,22 @@ def _regions_table(summary: dict[str, Any], limit: int = 15) -> str:
                 f"rows {r['row_min']}-{r['row_max']}, cols {r['col_min']}-{r['col_max']}",
                 f"{html.escape(str(r['dominant_class']))} "
                 f"({_fmt(r['dominant_class_share'], 'pct')})",
+                _fmt(r.get("on_boundary_share"), "pct"),
             ]
         )
     if not rows:
         return "<p class='muted'>No frequently forgotten region.</p>"
     return _table(
-        ["rank", "section", "pixels", "mean events", "bounding box", "dominant class"], rows
+        [
+            "rank",
+            "section",
+            "pixels",
+            "mean events",
+            "bounding box",
+            "dominant class",
+            "on label boundary",
+        ],
+        rows,
     )
 
 
@@ -298,6 +308,7 @@ _REGION_SHAPE = {
     "col_max": int,
     "dominant_class": object,
     "dominant_class_share": _NUMBER,
+    "on_boundary_share": _Optional(_NUMBER),
 }
 _SUMMARY_SHAPE: dict[Any, Any] = {
     "data": str,
