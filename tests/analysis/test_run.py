@@ -201,7 +201,7 @@ def test_findings_say_where_the_frequently_forgotten_pixels_lie(analyzed):
     }
     (note,) = _frequent_boundary_findings(on_boundary)
     assert note.startswith("Of the 100 frequently forgotten pixels (>= 2 events), 80% are")
-    assert "(7.0% of pixels) and 92% lie within 1 px" in note
+    assert "(which make up 7.0% of all pixels) and 92% lie within 1 px" in note
     assert "moving by a pixel" in note and "(5 of these pixels lie 3 px or more" in note
     inside = dict(on_boundary, by_distance=[20, 10, 10, 60], on_boundary_share=0.2)
     inside["within_1px_share"] = 0.3

@@ -201,9 +201,7 @@ class BoundaryAccumulator:
         """
         if k < 1:
             raise ValueError(f"Expected `k` to be >= 1, got {k}")
-        per_bin = self.event_hist[:, k:].sum(axis=1) if k < self.event_hist.shape[1] else None
-        if per_bin is None:
-            per_bin = np.zeros(self.event_hist.shape[0], dtype=np.int64)
+        per_bin = self.event_hist[:, k:].sum(axis=1)  # zeros when no pixel has k events
 
         def four(values: np.ndarray) -> list[int]:
             return [int(values[0]), int(values[1]), int(values[2]), int(values[3:].sum())]

@@ -226,8 +226,8 @@ def _frequent_boundary_findings(frequent: dict[str, Any] | None) -> list[str]:
     boundary_share = pixels[0] / sum(pixels) if sum(pixels) else 0.0
     lead = (
         f"Of the {frequent['pixels']} frequently forgotten pixels (>= {frequent['k']} events), "
-        f"{on:.0%} are label-boundary pixels ({boundary_share:.1%} of pixels) and {within:.0%} "
-        "lie within 1 px of a boundary"
+        f"{on:.0%} are label-boundary pixels (which make up {boundary_share:.1%} of all pixels) "
+        f"and {within:.0%} lie within 1 px of a boundary"
     )
     if on >= 0.5:
         return [
