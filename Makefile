@@ -10,6 +10,7 @@ SOURCES := src tests benchmarks examples
 .PHONY: demo test lint format bench clean-venv
 
 $(BIN)/python:
+	@bash scripts/check-disk.sh .
 	$(PYTHON) -m venv $(VENV)
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python

@@ -55,3 +55,32 @@ def test_relative_links_and_anchors_resolve():
                 broken.append(f"{where} (no such heading)")
     assert checked >= 5, "the link parser found (almost) nothing"
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def _headings(path: Path, levels: tuple[int, ...] = (2, 3)) -> list[tuple[int, str]]:
+    """(level, text) of the headings outside code fences, in order."""
+    found, fenced = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        match = re.match(r"^(#{1,6}) (.*)$", line)
+        if not fenced and match and len(match.group(1)) in levels:
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def test_readme_contents_lists_every_section_in_order():
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = text.split("## Contents\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^( *)- \[(.*)\]\(#([^)]+)\)$", block, flags=re.MULTILINE)
+    expected = [(level, heading) for level, heading in _headings(readme) if heading != "Contents"]
+    assert [(len(indent) // 2 + 2, title) for indent, title, _ in listed] == expected
+    assert [anchor for _, _, anchor in listed] == [_anchor(h) for _, h in expected]
+
+
+def test_readme_headings_have_distinct_anchors():
+    anchors = [_anchor(heading) for _, heading in _headings(ROOT / "README.md", (1, 2, 3, 4))]
+    repeated = sorted({a for a in anchors if anchors.count(a) > 1})
+    assert not repeated, f"headings sharing an anchor (GitHub numbers them): {repeated}"
