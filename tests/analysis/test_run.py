@@ -209,3 +209,25 @@ def test_findings_say_where_the_frequently_forgotten_pixels_lie(analyzed):
     assert "20% are label-boundary pixels" in note and "inside the units" in note
     assert _frequent_boundary_findings(None) == []
     assert _frequent_boundary_findings(dict(on_boundary, pixels=0)) == []
+
+
+def test_browser_sections_read_each_section_once(analyzed, tmp_path, monkeypatch):
+    from collections import Counter
+
+    import segforget.analysis.run as run_module
+
+    run, _ = analyzed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "analysis")
+    reads: Counter = Counter()
+    original = run_module._section_arrays
+
+    def counting(reader, space, section):
+        reads[(space.ref.view, section)] += 1
+        return original(reader, space, section)
+
+    monkeypatch.setattr(run_module, "_section_arrays", counting)
+    summary = analyze_run(copy, progress=False, top_sections=0, min_region_size=1)
+    shown = Counter((entry["view"], entry["section"]) for entry in summary["sections"])
+    assert shown and reads == shown

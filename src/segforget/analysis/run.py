@@ -546,6 +546,12 @@ def _section_arrays(run: RunReader, space: _Space, section: int) -> dict[str, An
     }
 
 
+def _image_arrays(run: RunReader, space: _Space, section: int) -> dict[str, Any]:
+    """The four images' arrays of a section (read once), without its statistics."""
+    arrays = _section_arrays(run, space, section)
+    return {k: arrays[k] for k in ("seismic", "labels", "prediction", "events")}
+
+
 def _axis_labels(view: str) -> dict[str, str]:
     lateral = {"inline": "crossline", "crossline": "inline"}.get(view)
     if lateral is None:
@@ -684,9 +690,7 @@ def _write_browser_sections(
     index = []
     for space in spaces:
         chosen = _top(section_events[space.ref.view], count)
-        # Keep only the four images' arrays per section, not its statistics.
-        keys = ("seismic", "labels", "prediction", "events")
-        arrays = [{k: _section_arrays(run, space, s)[k] for k in keys} for s in chosen]
+        arrays = [_image_arrays(run, space, s) for s in chosen]
         vmax = max(
             [
                 float(np.percentile(a["events"][a["events"] > 0], 99))
