@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis.fake_run import analyzed_fake_run
@@ -188,3 +189,49 @@ def test_cli_analyze(analyzed, tmp_path):
     )
     written = json.loads((copy / "analysis" / "summary.json").read_text())
     assert written["k"] == summary["k"]
+    at_least_once, frequent = _event_counts(run, summary["k"])
+    assert re.search(rf"forgotten at least once [0-9.]+% \({at_least_once:,}\)", result.stdout)
+    k = summary["k"]
+    assert re.search(rf"\(>= {k} events\) [0-9.]+% \({frequent:,}\)", result.stdout)
+
+
+def _event_counts(run: Path, k: int) -> tuple[int, int]:
+    """Pixels forgotten at least once and at least k times, counted in the stores directly."""
+    from segforget.dynamics import ForgettingStats
+
+    events = np.concatenate(
+        [
+            ForgettingStats.load(run / "dynamics" / "epoch" / f"train_{view}").forgetting_events
+            for view in ("inline", "crossline")
+        ]
+    )
+    return int((events >= 1).sum()), int((events >= k).sum())
+
+
+def test_percent_never_shows_a_nonzero_share_as_zero():
+    from segforget.viz.numbers import format_percent as _percent
+    from segforget.viz.numbers import format_share as _share
+
+    assert _percent(0.0) == "0.0%"
+    assert _percent(0.9653) == "96.5%"
+    assert _percent(0.001) == "0.1%"
+    assert _percent(0.00042237) == "0.04%"
+    assert _percent(0.0001) == "0.01%"
+    assert _percent(0.00000999) == "< 0.01%"
+    assert _share(447 / 1058304, 1058304) == "0.04% (447)"
+    assert _share(0.5, None) == "50.0%"
+    assert _share(None, 10) == "–"
+
+
+def test_report_gives_pixel_counts_that_match_the_stores(analyzed, tmp_path):
+    run, summary = analyzed
+    at_least_once, frequent = _event_counts(run, summary["k"])
+    text = html.unescape(write_report([run], out=tmp_path / "r.html").read_text())
+    for label, count in (
+        ("forgotten at least once", at_least_once),
+        ("frequently forgotten (>= k events)", frequent),
+    ):
+        row = re.search(re.escape(label) + r"</td><td[^>]*>([^<]*)</td>", text)
+        assert row, f"no report row {label!r}"
+        assert row.group(1).endswith(f"({count:,})"), (label, row.group(1), count)
+        assert count > 0

@@ -10,13 +10,16 @@ from segforget.cli._app import app
 
 
 def _summary_lines(summary: dict) -> list[str]:
+    from segforget.viz.numbers import format_share
+
     ov, b = summary["overview"], summary["boundary"]
+    total = ov["observed_pixels"]
     lines = [
-        f"pixels observed: {ov['observed_pixels']:,} ({summary['mode']} mode, views "
-        f"{', '.join(summary['views'])})",
-        f"unforgettable {ov['unforgettable']:.1%}, never learned {ov['never_learned']:.1%}, "
-        f"forgotten at least once {ov['forgotten_at_least_once']:.1%}, frequently forgotten "
-        f"(>= {summary['k']} events) {ov['frequently_forgotten']:.1%}",
+        f"pixels observed: {total:,} ({summary['mode']} mode, views {', '.join(summary['views'])})",
+        f"unforgettable {format_share(ov['unforgettable'], total)}, never learned "
+        f"{format_share(ov['never_learned'], total)}, forgotten at least once "
+        f"{format_share(ov['forgotten_at_least_once'], total)}, frequently forgotten "
+        f"(>= {summary['k']} events) {format_share(ov['frequently_forgotten'], total)}",
     ]
     if b["enrichment_2px"] is not None:
         lines.append(f"boundary enrichment within 2 px: {b['enrichment_2px']:.2f}")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from segforget.io import atomic_path
+from segforget.viz.numbers import format_percent
 
 __all__ = [
     "class_colors",
@@ -196,7 +197,7 @@ def plot_histograms(path: str | os.PathLike[str], overview: dict[str, Any]) -> P
     colors = class_colors(len(names)) / 255
     b.bar(x, means, color=colors)
     for i, (m, f) in enumerate(zip(means, freq)):
-        b.text(i, m, f"{f:.1%}\nfrequent", ha="center", va="bottom", fontsize=7)
+        b.text(i, m, f"{format_percent(f)}\nfrequent", ha="center", va="bottom", fontsize=7)
     b.set_xticks(x, names, rotation=20)
     b.set_ylabel("mean forgetting events per pixel")
     b.set_title("per class (label above: share frequently forgotten)")

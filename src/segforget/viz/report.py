@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segforget.io import atomic_write_text
+from segforget.viz.numbers import format_percent, format_share
 
 __all__ = ["write_report", "REPORT_NAME"]
 
@@ -130,7 +131,7 @@ def _fmt(value: Any, kind: str = "num") -> str:
     if value is None:
         return "–"
     if kind == "pct":
-        return f"{value:.1%}"
+        return format_percent(value)
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
@@ -166,14 +167,17 @@ def _metric_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, list[str]]]
         if any(v is not None for v in values):
             rows.append((f"test IoU: {html.escape(name)}", [_fmt(v) for v in values]))
     ov = [s["overview"] for s in summaries]
+    shares = (
+        ("unforgettable pixels", "unforgettable"),
+        ("never learned pixels", "never_learned"),
+        ("forgotten at least once", "forgotten_at_least_once"),
+        ("frequently forgotten (>= k events)", "frequently_forgotten"),
+    )
     rows += [
-        ("unforgettable pixels", [_fmt(o["unforgettable"], "pct") for o in ov]),
-        ("never learned pixels", [_fmt(o["never_learned"], "pct") for o in ov]),
-        ("forgotten at least once", [_fmt(o["forgotten_at_least_once"], "pct") for o in ov]),
-        (
-            "frequently forgotten (>= k events)",
-            [_fmt(o["frequently_forgotten"], "pct") for o in ov],
-        ),
+        (label, [format_share(o.get(key), o.get("observed_pixels")) for o in ov])
+        for label, key in shares
+    ]
+    rows += [
         ("k (frequent threshold)", [_fmt(s["k"]) for s in summaries]),
         ("mean forgetting events per pixel", [_fmt(o["mean_forgetting_events"]) for o in ov]),
         (
