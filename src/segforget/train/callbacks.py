@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from segforget.viz.numbers import format_percent
+
 if TYPE_CHECKING:
     from segforget.train.loop import Trainer
 
@@ -185,14 +187,16 @@ class ProgressReporter(Callback):
         if val.get("miou") is not None:
             parts.append(f"val mIoU {val['miou']:.3f}")
         forgotten = [
-            f"{key.split('/')[0]}/{key.split('/')[2]} {100 * summary['forgotten_fraction']:.1f}%"
+            f"{key.split('/')[0]}/{key.split('/')[2]} "
+            f"{format_percent(summary['forgotten_fraction'])}"
             for key, summary in (record.get("tracking") or {}).items()
             if "forgotten_fraction" in summary and key.split("/")[1] == "train"
         ]
         if forgotten:
             parts.append("forgotten " + " ".join(forgotten))
         parts.append(f"{record['time_s']:.1f}s")
-        trainer.console.print("  ".join(parts))
+        # One line per epoch also in log files (a terminal wraps it; rich would cut it at 80).
+        trainer.console.print("  ".join(parts), soft_wrap=True)
 
     def on_train_end(self, trainer, metrics) -> None:
         if self._progress is not None:
