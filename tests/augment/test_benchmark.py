@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -238,3 +239,34 @@ def test_cli_runs_with_fake_training(tmp_path, fake_train):
     assert result.code == 0, result.stderr
     assert "best forgetting-aware method by mean test mIoU: online" in result.stdout
     assert (out / "benchmark.md").is_file()
+
+
+def test_progress_lines_give_each_runs_result_and_the_time_left(tmp_path, fake_train):
+    lines: list[str] = []
+    out = tmp_path / "bench"
+    methods = ["baseline", "rotate"]
+    report = run_benchmark(out, seeds=2, methods=methods, epochs=1, progress=lines.append)
+    plan = [("baseline", 0), ("rotate", 0), ("baseline", 1), ("rotate", 1)]
+    finished = [line for line in lines if ": done, " in line]
+    assert len(finished) == len(plan)
+    for number, ((entry, seed), line) in enumerate(zip(plan, finished), start=1):
+        result = report["runs"][entry][seed]
+        assert line.startswith(f"[{number}/4] {entry} seed {seed}: done, ")
+        assert f"test mIoU {result['miou']:.3f}, " in line
+        assert f"{result['frequently_forgotten']:,} frequently forgotten px" in line
+    left = [line for line in lines if "left (" in line]
+    assert [re.search(r"\((\d) runs? to train", line).group(1) for line in left] == ["3", "2", "1"]
+    lines.clear()
+    run_benchmark(out, seeds=2, methods=methods, epochs=1, resume=True, progress=lines.append)
+    assert len(lines) == 4 and all(": reused, test mIoU " in line for line in lines)
+
+
+def test_time_left_is_the_mean_wall_time_times_the_runs_left():
+    from segforget.augment.benchmark import _time_left_line
+
+    assert _time_left_line([30.0, 40.0], 2) == "    about 70 s left (2 runs to train at 35 s each)"
+    assert _time_left_line([30.0, 40.0], 3) == "    about 2 min left (3 runs to train at 35 s each)"
+    assert (
+        _time_left_line([60.0, 60.0], 10) == "    about 10 min left (10 runs to train at 60 s each)"
+    )
+    assert _time_left_line([20.0], 1) == "    about 20 s left (1 run to train at 20 s each)"

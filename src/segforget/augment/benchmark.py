@@ -199,6 +199,23 @@ def _run_result(run_dir: Path, threshold: int, wall_s: float) -> dict[str, Any]:
     }
 
 
+def _finished_line(prefix: str, result: Mapping[str, Any], reused: bool) -> str:
+    """``[3/12] g2k9 seed 0: test mIoU 0.771, 6,922 frequently forgotten px (31 s)``."""
+    what = "reused" if reused else "done"
+    return (
+        f"{prefix}: {what}, test mIoU {result['miou']:.3f}, "
+        f"{result['frequently_forgotten']:,} frequently forgotten px ({result['wall_s']:.0f} s)"
+    )
+
+
+def _time_left_line(walls: Sequence[float], left: int) -> str:
+    """The time the ``left`` runs still to train take at the mean wall time of ``walls``."""
+    seconds = left * sum(walls) / len(walls)
+    span = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    runs = "run" if left == 1 else "runs"
+    return f"    about {span} left ({left} {runs} to train at {sum(walls) / len(walls):.0f} s each)"
+
+
 def _mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
     present = [float(v) for v in values if v is not None]
     if not present:
@@ -451,7 +468,9 @@ def run_benchmark(
         resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json);
             each must have been trained with the configuration it would be trained with now.
         force: delete ``out`` first (only a benchmark directory); not together with ``resume``.
-        progress: called with a line of text before each run.
+        progress: called with a line of text before each run trains, after each run (its
+            test mIoU, frequently forgotten pixels and wall time) and, while runs remain to
+            train, with the time they will take at the mean wall time so far.
 
     Returns:
         The report written to OUT/benchmark.json.
@@ -572,12 +591,12 @@ def run_benchmark(
     results: dict[str, list[dict[str, Any]]] = {entry: [] for entry in order}
     from segforget.train import train
 
+    to_train = sum(1 for *_, reuse in plan if not reuse)
+    trained_walls: list[float] = []
     for done, (seed, entry, run_dir, config, reuse) in enumerate(plan, start=1):
         timing = run_dir / _TIMING_FILE
         if reuse:
             wall = float(json.loads(timing.read_text())["wall_s"])
-            if progress:
-                progress(f"[{done}/{len(plan)}] {entry} seed {seed}: reused")
         else:
             if progress:
                 progress(f"[{done}/{len(plan)}] {entry} seed {seed}: training")
@@ -585,9 +604,15 @@ def run_benchmark(
             train(config, run_dir, force=True, command=[command])
             wall = time.perf_counter() - started
             atomic_write_json(timing, {"wall_s": wall})
+            trained_walls.append(wall)
         result = _run_result(run_dir, threshold, wall)
         result["seed"] = seed
         results[entry].append(result)
+        if progress:
+            left = to_train - len(trained_walls)
+            progress(_finished_line(f"[{done}/{len(plan)}] {entry} seed {seed}", result, reuse))
+            if not reuse and left:
+                progress(_time_left_line(trained_walls, left))
 
     summary = {entry: summarize_runs(results[entry]) for entry in order}
     comparisons = _comparisons(summary, results)
