@@ -206,7 +206,7 @@ def test_findings_say_where_the_frequently_forgotten_pixels_lie(analyzed):
     inside = dict(on_boundary, by_distance=[20, 10, 10, 60], on_boundary_share=0.2)
     inside["within_1px_share"] = 0.3
     (note,) = _frequent_boundary_findings(inside)
-    assert "20% are label-boundary pixels" in note and "inside the units" in note
+    assert "20% are label-boundary pixels" in note and "inside the labelled regions" in note
     assert _frequent_boundary_findings(None) == []
     assert _frequent_boundary_findings(dict(on_boundary, pixels=0)) == []
 

@@ -235,7 +235,7 @@ def _frequent_boundary_findings(frequent: dict[str, Any] | None) -> list[str]:
             f"pixel between observations ({frequent['by_distance'][3]} of these pixels lie 3 px "
             "or more from any boundary)."
         ]
-    return [f"{lead}; most lie away from the boundary, inside the units."]
+    return [f"{lead}; most lie away from the boundary, inside the labelled regions."]
 
 
 def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
@@ -259,8 +259,8 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
         else:
             notes.append(
                 f"Forgetting is not concentrated at class boundaries here (enrichment within "
-                f"2 px = {e:.2f}): forgetting is spread over the interiors of the units rather "
-                "than their edges."
+                f"2 px = {e:.2f}): forgetting is spread over the interiors of the labelled "
+                "regions rather than their edges."
             )
     notes.extend(_frequent_boundary_findings(summary["boundary"].get("frequent")))
     per_class = summary["per_class"]
