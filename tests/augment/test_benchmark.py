@@ -241,6 +241,31 @@ def test_cli_runs_with_fake_training(tmp_path, fake_train):
     assert (out / "benchmark.md").is_file()
 
 
+def test_cli_progress_lines_are_not_wrapped_in_a_log(tmp_path, fake_train):
+    name = "an-entry-with-a-long-name-so-that-the-line-passes-eighty-columns"
+    result = run_cli(
+        [
+            "benchmark",
+            "--out",
+            tmp_path / "bench",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--methods",
+            f"baseline,{name}",
+            "--options",
+            json.dumps({name: {"method": "rotate"}}),
+        ]
+    )
+    assert result.code == 0, result.stderr
+    done = [line for line in result.stderr.splitlines() if ": done, test mIoU" in line]
+    assert len(done) == 2, result.stderr
+    assert any(len(line) > 80 for line in done)
+    for line in done:
+        assert re.fullmatch(r"\[\d/2\] \S+ seed 0: done, test mIoU [0-9.]+, .* \(\d+ s\)", line)
+
+
 def test_progress_lines_give_each_runs_result_and_the_time_left(tmp_path, fake_train):
     lines: list[str] = []
     out = tmp_path / "bench"

@@ -45,9 +45,8 @@ def benchmark_command(
     force: bool = typer.Option(False, "--force", help="Replace DIR."),
 ) -> None:
     """Train each method for each seed with one budget; write DIR/benchmark.json and .md."""
-    from rich.console import Console
-
     from segforget.augment.benchmark import run_benchmark
+    from segforget.viz.console import log_console
 
     parsed = None
     if options is not None:
@@ -61,7 +60,7 @@ def benchmark_command(
             raise ValueError(
                 f"Expected `--options` to be a JSON object of objects per method, got {options!r}"
             )
-    console = Console(stderr=True)
+    console = log_console(stderr=True)
     report = run_benchmark(
         out,
         preset=preset,

@@ -139,9 +139,9 @@ def run_demo(
             that is not a run directory.
         FileExistsError: a run the demo writes exists already and ``force`` is not given.
     """
-    from rich.console import Console
+    from segforget.viz.console import log_console
 
-    console = console or Console()
+    console = console or log_console()
     started = time.perf_counter()
     if method is not None:
         _check_method(method)

@@ -269,9 +269,8 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         console: Any = None,
     ) -> None:
-        from rich.console import Console
-
         from segforget.dynamics import ForgettingTracker
+        from segforget.viz.console import log_console
 
         self.config = config
         self.data = data
@@ -280,7 +279,7 @@ class Trainer:
         self.context = context
         self.out = out
         self.method = method
-        self.console = console or Console(stderr=True)
+        self.console = console or log_console(stderr=True)
         self._checkpoints = CheckpointWriter(background=config.train.checkpoint_async)
         seed = config.train.seed
         # Separate streams, so that e.g. turning augmentation on does not change the data order.
@@ -812,9 +811,9 @@ def _put_back(aside: Path, out: Path, console: Any) -> None:
         shutil.rmtree(out, ignore_errors=True)
     os.replace(aside, out)
     if console is None:
-        from rich.console import Console
+        from segforget.viz.console import log_console
 
-        console = Console(stderr=True)
+        console = log_console(stderr=True)
     console.print(f"the new run did not finish; the previous run in {out} is kept")
 
 
