@@ -100,7 +100,7 @@ def test_build_method_names_and_errors(tmp_path):
         build_method("rotate", {"degrees": -1})
     with pytest.raises(ValueError, match="`floor` to be > 0"):
         build_method("online", {"inner": "oversample", "floor": 0})
-    with pytest.raises(ValueError, match="`gain` to be >= 0"):
+    with pytest.raises(ValueError, match="`gain` to be > -1"):
         build_method("online", {"inner": "focus", "gain": -1})
 
 
@@ -118,6 +118,18 @@ def test_focus_weights_the_regions_through_pixel_index():
     assert weights.shape == index.shape and weights.dtype == torch.float32
     assert inside.any() and (weights[inside] == 3.0).all() and (weights[~inside] == 1.0).all()
     assert type(build_method("baseline")).loss_weights(None, batch) is None
+
+
+def test_focus_with_a_negative_gain_damps_the_regions():
+    """gain in (-1, 0): the regions' pixels count less in the loss, the rest as before."""
+    method = build_method("online", {"inner": "focus", "gain": -0.75})
+    method.inner.set_regions("inline", _region(), (H, W))
+    batch = _batch()
+    weights = method.loss_weights(batch)
+    index = batch["pixel_index"]
+    inside = (index >= 0) & torch.from_numpy(_region())[index.clamp_min(0)]
+    assert inside.any() and (~inside).any()
+    assert (weights[inside] == 0.25).all() and (weights[~inside] == 1.0).all()
 
 
 def test_rotate_keeps_pixel_identity():

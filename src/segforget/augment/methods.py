@@ -593,8 +593,11 @@ class Focus(RegionMethod):
     def __init__(self, options: Mapping[str, Any], *, online: bool = False) -> None:
         super().__init__(options, online=online)
         self.gain = _option(options, "gain", 1.0, float)
-        if self.gain < 0:
-            raise ValueError(f"Expected option `gain` to be >= 0, got {self.gain!r}")
+        if not self.gain > -1.0:
+            raise ValueError(
+                f"Expected option `gain` to be > -1 (a pixel's loss weight 1 + gain stays "
+                f"positive), got {self.gain!r}"
+            )
 
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
