@@ -8,8 +8,9 @@ import numpy as np
 from rich.console import Console
 
 from helpers import assert_user_error, run_cli
+from segforget.augment.methods import Online
 from segforget.train import load_run
-from segforget.train.demo import DEMO_OPTIONS, run_demo
+from segforget.train.demo import DEMO_EPOCHS, DEMO_OPTIONS, demo_options, run_demo
 
 
 def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
@@ -34,7 +35,11 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     assert result["metrics"]["baseline"]["test"]["miou"] == run.metrics["test"]["miou"]
     method_run = load_run(tmp_path / "demo" / "online")
     assert method_run.config["method"]["name"] == "online"
-    assert method_run.config["method"]["options"] == DEMO_OPTIONS["online"]
+    assert method_run.config["method"]["options"] == {**DEMO_OPTIONS["online"], "warmup": 1}
+    # --quick trains 2 epochs: the regions are refreshed after the first, so the second epoch
+    # trains with them (with the default warm-up of 2 it would train as the baseline)
+    first = method_run.metrics["history"][0]["method"]
+    assert first["refreshes"] == 1 and sum(first["region_fraction"].values()) > 0
     assert DEMO_OPTIONS["online"]["inner"] == "focus"
     assert result["metrics"]["online"]["test"]["miou"] == method_run.metrics["test"]["miou"]
     assert result["report"].is_file()
@@ -48,3 +53,15 @@ def test_demo_rejects_an_unknown_method(tmp_path):
         run_cli(["demo", "--out", tmp_path / "d", "--method", "magic"]), "`--method`", "magic"
     )
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_options_cut_the_online_warmup_only_for_a_short_run():
+    assert Online.default_warmup == 2
+    assert demo_options("online", DEMO_EPOCHS) == DEMO_OPTIONS["online"]
+    assert "warmup" not in DEMO_OPTIONS["online"]
+    assert demo_options("online", 2) == {**DEMO_OPTIONS["online"], "warmup": 1}
+    assert demo_options("online", 3) == DEMO_OPTIONS["online"]
+    assert demo_options("rotate", 2) == DEMO_OPTIONS.get("rotate", {})
+    options = demo_options("online", 2)
+    options["gain"] = 0.0  # a copy: the demo's defaults stay as they are
+    assert DEMO_OPTIONS["online"]["gain"] == 2.0

@@ -758,6 +758,8 @@ class Online(TrainingMethod):
     """
 
     name = "online"
+    #: epochs before the first refresh of the regions, unless option ``warmup`` says otherwise
+    default_warmup = 2
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         inner_name = _option(options, "inner", "style-input", str)
@@ -772,7 +774,7 @@ class Online(TrainingMethod):
                 "Expected no option `regions` for method 'online' (it uses the live tracker), "
                 f"got {options['regions']!r}; use the inner method's name for a previous run"
             )
-        self.warmup = _option(options, "warmup", 2, int)
+        self.warmup = _option(options, "warmup", self.default_warmup, int)
         self.every = _option(options, "every", 1, int)
         if self.warmup < 1 or self.every < 1:
             raise ValueError(
