@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -264,6 +265,20 @@ def test_cli_progress_lines_are_not_wrapped_in_a_log(tmp_path, fake_train):
     assert any(len(line) > 80 for line in done)
     for line in done:
         assert re.fullmatch(r"\[\d/2\] \S+ seed 0: done, test mIoU [0-9.]+, .* \(\d+ s\)", line)
+
+
+def test_markdown_records_the_command_so_that_it_runs_again(tmp_path, fake_train):
+    """JSON options with spaces and a line break survive: the shell reads back the same call."""
+    options = '{"r5": {"method": "rotate",\n  "degrees": 5.0}}'
+    args = ["benchmark", "--out", str(tmp_path / "b"), "--seeds", "1", "--epochs", "1"]
+    args += ["--methods", "baseline,r5", "--options", options]
+    assert run_cli(args).code == 0
+    text = (tmp_path / "b" / "benchmark.md").read_text()
+    block = re.search(r"Command:\n\n```bash\n(.*?)\n```\n", text, flags=re.DOTALL)
+    assert block is not None, text
+    assert shlex.split(block.group(1)) == ["segforget", *args]
+    report = json.loads((tmp_path / "b" / "benchmark.json").read_text())
+    assert shlex.split(report["settings"]["command"]) == ["segforget", *args]
 
 
 def test_progress_lines_give_each_runs_result_and_the_time_left(tmp_path, fake_train):

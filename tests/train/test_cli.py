@@ -73,7 +73,15 @@ def test_run_directory_contents(both_run):
     assert not (both_run / "dynamics" / "presentation" / "test1_inline").exists()
     saved = yaml.safe_load((both_run / "config.yaml").read_text())
     assert saved["track"]["mode"] == "both" and saved["train"]["epochs"] == 2
-    assert saved["run"]["command"][:2] == ["segforget", "train"] or saved["run"]["command"]
+    command = saved["run"]["command"]  # the arguments of this call, not the test runner's
+    options = ["--epochs", "2", "--batch-size", "4", "--lr", "0.01", "--track", "both"]
+    options += ["--set", "track.test=true", *map(str, QUIET)]
+    data = command[3]
+    assert command == ["segforget", "train", "--data", data, "--out", str(both_run)] + [
+        "--model",
+        "tiny",
+        *options,
+    ]
     assert "torch" in saved["run"]["versions"]
     checkpoint = torch.load(both_run / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["epoch"] == 2 and "model" in checkpoint and "rng" in checkpoint

@@ -280,10 +280,12 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
     summary = report["summary"]
     entries = list(summary)
     classes = list(summary[entries[0]]["class_accuracy"]) if entries else []
-    lines = [
-        "# Training-method benchmark",
-        "",
-        f"Command: `{settings['command']}`  ",
+    command = settings.get("command") or ""
+    # a fenced block: the command (shell-quoted by the CLI) may span lines (JSON options)
+    lines = ["# Training-method benchmark", ""]
+    if command:
+        lines += ["Command:", "", "```bash", command, "```", ""]
+    lines += [
         f"Data: `{settings['data']}`, model `{settings['model']}`, {settings['epochs']} epochs, "
         f"batch size {settings['batch_size']}, views {settings.get('views') or 'all'}, "
         f"seeds {settings['seeds']}  ",

@@ -21,6 +21,15 @@ app = typer.Typer(
 )
 
 
+#: The arguments of the running ``segforget`` call (set by :func:`main`).
+_ARGS: list[str] | None = None
+
+
+def invoked_command() -> list[str]:
+    """The command line being run, ``["segforget", *args]``, for the records a run writes."""
+    return ["segforget", *(sys.argv[1:] if _ARGS is None else _ARGS)]
+
+
 @app.callback()
 def _root() -> None:
     """Explain and improve segmentation networks through per-pixel learning dynamics."""
@@ -105,6 +114,8 @@ def _usage_line(exc: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``segforget`` command."""
+    global _ARGS
+    _ARGS = None if argv is None else [str(a) for a in argv]
     try:
         code = app(args=argv, prog_name="segforget", standalone_mode=False)
     except _CLICK_ERROR as exc:

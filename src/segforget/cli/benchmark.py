@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
+import shlex
 from pathlib import Path
 
 import typer
 
-from segforget.cli._app import app
+from segforget.cli._app import app, invoked_command
 
 
 @app.command("benchmark")
@@ -77,7 +77,7 @@ def benchmark_command(
         threads=threads,
         resume=resume,
         force=force,
-        command=" ".join(["segforget", *sys.argv[1:]]),
+        command=shlex.join(invoked_command()),  # re-runnable as written
         progress=lambda line: console.print(line),
     )
     typer.echo(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from segforget.cli._app import app
+from segforget.cli._app import app, invoked_command
 
 
 @app.command("train")
@@ -41,7 +40,7 @@ def train_command(
     from segforget.train import apply_overrides, load_config, train
     from segforget.train import resume as resume_run
 
-    command = ["segforget", *sys.argv[1:]]
+    command = invoked_command()
     if resume and force:
         from segforget.train.loop import RESUME_OR_FORCE
 
