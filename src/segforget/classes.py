@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: F3 facies classes, top to bottom, in label order 0..5.
 F3_CLASS_NAMES: tuple[str, ...] = (
     "upper_ns",
@@ -21,4 +23,36 @@ F3_CLASS_WEIGHTS: tuple[float, ...] = (0.7151, 0.8811, 0.5156, 0.9346, 0.9683, 0
 #: The rare classes the papers single out.
 F3_RARE_CLASSES: tuple[str, ...] = ("scruff", "zechstein")
 
-__all__ = ["F3_CLASS_NAMES", "F3_CLASS_FRACTIONS", "F3_CLASS_WEIGHTS", "F3_RARE_CLASSES"]
+
+def rare_classes(
+    class_names: Sequence[str], fractions: Sequence[float] | None = None, *, count: int = 2
+) -> list[str]:
+    """The classes a benchmark singles out as rare, in label order.
+
+    The F3 rare classes when the data set has them all; otherwise the ``count`` classes with
+    the smallest non-zero share of labelled training pixels (``fractions``, (K,) in label
+    order; at most K - 1 classes, so a two-class data set gets its smaller class).
+
+    Raises:
+        ValueError: if ``fractions`` is needed and missing, or its length is not K.
+    """
+    names = list(class_names)
+    if all(n in names for n in F3_RARE_CLASSES):
+        return list(F3_RARE_CLASSES)
+    if fractions is None or len(fractions) != len(names):
+        raise ValueError(
+            f"Expected one training-pixel fraction per class ({len(names)}), got "
+            f"{None if fractions is None else len(fractions)}"
+        )
+    present = [i for i in range(len(names)) if fractions[i] > 0]
+    smallest = sorted(present, key=lambda i: (fractions[i], i))[: min(count, len(names) - 1)]
+    return [names[i] for i in sorted(smallest)]
+
+
+__all__ = [
+    "F3_CLASS_NAMES",
+    "F3_CLASS_FRACTIONS",
+    "F3_CLASS_WEIGHTS",
+    "F3_RARE_CLASSES",
+    "rare_classes",
+]

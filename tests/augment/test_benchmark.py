@@ -22,8 +22,8 @@ from segforget.augment.benchmark import (
 CLASSES = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
 
 
-def _fake_scores(seed: int, bonus: float) -> dict:
-    acc = {c: 0.5 + 0.05 * i + bonus + 0.01 * seed for i, c in enumerate(CLASSES)}
+def _fake_scores(seed: int, bonus: float, classes: list[str] = CLASSES) -> dict:
+    acc = {c: 0.5 + 0.05 * i + bonus + 0.01 * seed for i, c in enumerate(classes)}
     return {
         "miou": 0.6 + bonus + 0.02 * seed,
         "mean_class_accuracy": 0.7 + bonus,
@@ -54,7 +54,10 @@ def fake_train(monkeypatch):
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
         bonus = {"baseline": 0.0, "rotate": 0.01}.get(config.method.name, 0.05)
-        metrics = {"test": _fake_scores(config.train.seed, bonus)}
+        classes = CLASSES
+        if config.data.spec.startswith("images:"):  # image folders name classes class_K
+            classes = [f"class_{k}" for k in range(4)]
+        metrics = {"test": _fake_scores(config.train.seed, bonus, classes)}
         (out / "metrics.json").write_text(json.dumps(metrics))
         events, observations = _fake_events(config.method.name, config.train.seed)
         tracker = ForgettingTracker(200, 6)
@@ -310,3 +313,72 @@ def test_time_left_is_the_mean_wall_time_times_the_runs_left():
         _time_left_line([60.0, 60.0], 10) == "    about 10 min left (10 runs to train at 60 s each)"
     )
     assert _time_left_line([20.0], 1) == "    about 20 s left (1 run to train at 20 s each)"
+
+
+def _image_folder(root, seed=0):
+    """12 images of 4 classes with shares of about 70, 20, 7 and 3 percent."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k in range(12):
+        mask = rng.choice(4, size=(16, 16), p=[0.7, 0.2, 0.07, 0.03]).astype(np.uint8)
+        image = rng.integers(0, 256, (16, 16)).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"img{k:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"img{k:02d}.png")
+
+
+def test_rare_classes_of_any_data_set_are_its_two_smallest(tmp_path, fake_train):
+    from segforget.data import load_data
+
+    _image_folder(tmp_path / "imgs")
+    spec = f"images:{tmp_path / 'imgs'}"
+    labels = load_data(spec).label_sections("train+val", "image")
+    counts = np.bincount(labels[labels != 255].ravel(), minlength=4)
+    expected = [f"class_{k}" for k in sorted(np.argsort(counts, kind="stable")[:2])]
+    assert expected == ["class_2", "class_3"]  # the shares written above
+    report = run_benchmark(
+        tmp_path / "b", data=spec, seeds=2, methods=["baseline", "rotate"], epochs=1
+    )
+    assert report["settings"]["rare_classes"] == expected
+    md = (tmp_path / "b" / "benchmark.md").read_text()
+    assert "| **class_2 acc.** | **class_3 acc.** |" in md and "scruff" not in md
+    report = run_benchmark(
+        tmp_path / "c", data=spec, seeds=2, methods=["rotate", "online"], epochs=1
+    )
+    paired = report["comparisons"]["online"]["rotate"]["paired"]
+    for name in expected:  # the fake runs differ by 0.05 - 0.01 in every class
+        assert paired[name]["mean"] == pytest.approx(0.04) and paired[name]["seeds"] == 2
+        assert report["comparisons"]["online"]["rotate"][name]["delta"] == pytest.approx(0.04)
+    assert "Δ class_2 acc. | Δ class_3 acc. |" in (tmp_path / "c" / "benchmark.md").read_text()
+
+
+def test_rare_classes_chosen_with_the_option(tmp_path, fake_train):
+    report = run_benchmark(
+        tmp_path / "b", seeds=1, methods=["baseline"], epochs=1, rare=["zechstein", "middle_ns"]
+    )
+    assert report["settings"]["rare_classes"] == ["middle_ns", "zechstein"]  # label order
+    text = (tmp_path / "b" / "benchmark.md").read_text()
+    assert "| **middle_ns acc.** | **zechstein acc.** |" in text
+
+
+@pytest.mark.parametrize("rare", ["sand", "scruff,scruff", ","])
+def test_cli_rejects_rare_classes_the_data_lacks(tmp_path, rare):
+    out = tmp_path / "b"
+    result = run_cli(["benchmark", "--out", out, "--methods", "baseline", "--rare", rare])
+    assert_user_error(result, "--rare", "upper_ns")
+    assert not out.exists()
+
+
+def test_rare_classes_rule():
+    from segforget.classes import F3_CLASS_NAMES, rare_classes
+
+    assert rare_classes(F3_CLASS_NAMES) == ["scruff", "zechstein"]
+    names = ["sky", "road", "car", "sign"]
+    assert rare_classes(names, [0.5, 0.3, 0.05, 0.15]) == ["car", "sign"]
+    assert rare_classes(names, [0.5, 0.3, 0.0, 0.2]) == ["road", "sign"]  # absent: not rare
+    assert rare_classes(["bg", "fg"], [0.9, 0.1]) == ["fg"]
+    assert rare_classes(names, [0.25] * 4) == ["sky", "road"]  # ties: the earlier labels
+    with pytest.raises(ValueError, match="one training-pixel fraction per class"):
+        rare_classes(names)

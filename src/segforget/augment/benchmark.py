@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 
 from segforget.augment.methods import METHOD_NAMES
+from segforget.classes import F3_RARE_CLASSES, rare_classes
 from segforget.compare import format_p, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
 
@@ -48,14 +49,13 @@ __all__ = [
 DEFAULT_METHODS: tuple[str, ...] = METHOD_NAMES
 #: Methods whose regions come from a previous (baseline) run of the same seed.
 _OFFLINE = ("oversample", "style-input", "style-feature", "focus", "paste", "anchor")
-_RARE = ("scruff", "zechstein")
-#: (metric, lower is better) compared seed by seed.
-_PAIRED_METRICS = (
-    ("miou", False),
-    ("scruff", False),
-    ("zechstein", False),
-    ("frequently_forgotten", True),
-)
+#: Keys of a comparison that are not class names.
+_COMPARISON_KEYS = ("miou", "frequently_forgotten", "forgotten_change", "paired")
+
+
+def _paired_metrics(rare: Sequence[str]) -> list[tuple[str, bool]]:
+    """(metric, lower is better) compared seed by seed: mIoU, each rare class, the count."""
+    return [("miou", False), *((c, False) for c in rare), ("frequently_forgotten", True)]
 
 
 def resolve_entries(
@@ -280,6 +280,9 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
     summary = report["summary"]
     entries = list(summary)
     classes = list(summary[entries[0]]["class_accuracy"]) if entries else []
+    rare = list(settings.get("rare_classes") or F3_RARE_CLASSES)
+    rare_heads = "".join(f" **{c} acc.** |" for c in rare)
+    rare_deltas = "".join(f" Δ {c} acc. |" for c in rare)
     command = settings.get("command") or ""
     # a fenced block: the command (shell-quoted by the CLI) may span lines (JSON options)
     lines = ["# Training-method benchmark", ""]
@@ -291,23 +294,26 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
         f"seeds {settings['seeds']}  ",
         f"Machine: {settings['machine']}; date {settings['date']}  ",
         f"Frequently forgotten: a training pixel with >= {settings['threshold']} forgetting "
-        "events (epoch-mode tracker, trained views summed); mean ± sample std over seeds.",
+        "events (epoch-mode tracker, trained views summed); mean ± sample std over seeds. "
+        f"Rare classes (bold): {', '.join(rare)}.",
         "",
-        "| method | test mIoU | mean class acc. | FWIoU | **scruff acc.** | **zechstein acc.** "
-        "| freq. forgotten px | freq. forgotten % | wall time / run (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| method | test mIoU | mean class acc. | FWIoU |{rare_heads} "
+        "freq. forgotten px | freq. forgotten % | wall time / run (s) |",
+        "|---|---|---|---|" + "---|" * len(rare) + "---|---|---|",
     ]
     for entry in entries:
         s = summary[entry]
-        rare = [s["class_accuracy"].get(c, {"mean": None}) for c in _RARE]
+        rare_cells = "".join(
+            f" **{_fmt(s['class_accuracy'].get(c, {'mean': None}))}** |" for c in rare
+        )
         lines.append(
             f"| {entry} | {_fmt(s['miou'])} | {_fmt(s['mean_class_accuracy'])} | "
-            f"{_fmt(s['fwiou'])} | **{_fmt(rare[0])}** | **{_fmt(rare[1])}** | "
+            f"{_fmt(s['fwiou'])} |{rare_cells} "
             f"{_fmt(s['frequently_forgotten'], 0)} | "
             f"{_fmt(s['frequently_forgotten_fraction'], 2, 100.0)} | {_fmt(s['wall_s'], 0)} |"
         )
     lines += ["", "Per-class test accuracy:", ""]
-    header = " | ".join(f"**{c}**" if c in _RARE else c for c in classes)
+    header = " | ".join(f"**{c}**" if c in rare else c for c in classes)
     lines += [f"| method | {header} |", "|---|" + "---|" * len(classes)]
     for entry in entries:
         cells = " | ".join(_fmt(summary[entry]["class_accuracy"][c]) for c in classes)
@@ -316,8 +322,8 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
     if comparisons:
         lines += ["", "Against the references (difference of means; * = beyond the spread):", ""]
         lines += [
-            "| method | vs | Δ mIoU | Δ scruff acc. | Δ zechstein acc. | freq. forgotten change |",
-            "|---|---|---|---|---|---|",
+            f"| method | vs | Δ mIoU |{rare_deltas} freq. forgotten change |",
+            "|---|---|---|" + "---|" * len(rare) + "---|",
         ]
         for entry, refs in comparisons.items():
             for ref, c in refs.items():
@@ -329,10 +335,8 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
 
                 change = c["forgotten_change"]
                 change_text = "n/a" if change is None else f"{change * 100:+.1f}%"
-                lines.append(
-                    f"| {entry} | {ref} | {cell(c['miou'])} | {cell(c['scruff'])} | "
-                    f"{cell(c['zechstein'])} | {change_text} |"
-                )
+                rare_text = "".join(f" {cell(c[name])} |" for name in rare)
+                lines.append(f"| {entry} | {ref} | {cell(c['miou'])} |{rare_text} {change_text} |")
     paired_rows = [
         (entry, ref, c["paired"])
         for entry, refs in comparisons.items()
@@ -346,12 +350,13 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
             "mean ± sample std of the per-seed difference, seeds where the method is better "
             "(fewer forgotten pixels is better), paired t-test p (bold: p < 0.05):",
             "",
-            "| method | vs | Δ mIoU | Δ scruff acc. | Δ zechstein acc. | Δ freq. forgotten px |",
-            "|---|---|---|---|---|---|",
+            f"| method | vs | Δ mIoU |{rare_deltas} Δ freq. forgotten px |",
+            "|---|---|---|" + "---|" * len(rare) + "---|",
         ]
         for entry, ref, paired in paired_rows:
             cells = [
-                _paired_cell(paired[name], 0 if lower else 3) for name, lower in _PAIRED_METRICS
+                _paired_cell(paired.get(name), 0 if lower else 3)
+                for name, lower in _paired_metrics(rare)
             ]
             lines.append(f"| {entry} | {ref} | " + " | ".join(cells) + " |")
     if report.get("best"):
@@ -361,28 +366,31 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
 
 
 def _metric(result: Mapping[str, Any], name: str) -> float | None:
-    if name in _RARE:
-        return result["class_accuracy"].get(name)
-    return result[name]
+    if name in ("miou", "frequently_forgotten"):
+        return result[name]
+    return result["class_accuracy"].get(name)  # a rare class's accuracy
 
 
 def paired_comparison(
-    runs: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+    runs: Sequence[Mapping[str, Any]],
+    reference: Sequence[Mapping[str, Any]],
+    rare: Sequence[str] = F3_RARE_CLASSES,
 ) -> dict[str, Any]:
     """Seed-by-seed differences of an entry's runs against a reference entry's.
 
     Args:
         runs, reference: per-seed results (``seed`` plus the numbers of one run each).
+        rare: the rare classes whose test accuracy is compared.
 
     Returns:
-        Per metric (``miou``, ``scruff``, ``zechstein`` accuracy, ``frequently_forgotten``
+        Per metric (``miou``, each rare class's accuracy by its name, ``frequently_forgotten``
         pixels): :func:`segforget.compare.paired_differences` over the seeds both have, with
         plain numbers (``wins``: seeds where the entry is better; fewer forgotten pixels is
         better), or None when no seed has both values.
     """
     by_seed = {r["seed"]: r for r in reference}
     out: dict[str, Any] = {}
-    for name, lower in _PAIRED_METRICS:
+    for name, lower in _paired_metrics(rare):
         pairs = [
             (_metric(r, name), _metric(by_seed[r["seed"]], name))
             for r in runs
@@ -400,7 +408,9 @@ def paired_comparison(
 
 
 def _comparisons(
-    summary: Mapping[str, Any], results: Mapping[str, Sequence[Mapping[str, Any]]]
+    summary: Mapping[str, Any],
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    rare: Sequence[str],
 ) -> dict:
     refs = [e for e in ("baseline", "rotate") if e in summary]
     out: dict[str, Any] = {}
@@ -417,20 +427,42 @@ def _comparisons(
                 return {"delta": x["mean"] - y["mean"], "beyond_spread": _beyond_spread(x, y)}
 
             fa, fb = a["frequently_forgotten"]["mean"], b["frequently_forgotten"]["mean"]
+            missing = {"mean": None}
             out[entry][ref] = {
                 "miou": delta(a["miou"], b["miou"]),
-                "scruff": delta(
-                    a["class_accuracy"].get("scruff", {"mean": None}),
-                    b["class_accuracy"].get("scruff", {"mean": None}),
-                ),
-                "zechstein": delta(
-                    a["class_accuracy"].get("zechstein", {"mean": None}),
-                    b["class_accuracy"].get("zechstein", {"mean": None}),
-                ),
+                **{
+                    c: delta(
+                        a["class_accuracy"].get(c, missing), b["class_accuracy"].get(c, missing)
+                    )
+                    for c in rare
+                },
                 "forgotten_change": (fa - fb) / fb if fb else None,
-                "paired": paired_comparison(results[entry], results[ref]),
+                "paired": paired_comparison(results[entry], results[ref], rare),
             }
     return out
+
+
+def _resolve_rare(rare: Sequence[str] | None, data_set: Any) -> list[str]:
+    """The rare classes the tables show: ``rare`` checked against the data, or the default."""
+    names = list(data_set.class_names)
+    if rare is None:
+        if all(c in names for c in F3_RARE_CLASSES):
+            return list(F3_RARE_CLASSES)
+        return rare_classes(names, list(data_set.class_fractions("train+val")))
+    rare = list(rare)
+    unknown = [c for c in rare if c not in names]
+    if not rare or unknown or len(set(rare)) != len(rare):
+        raise ValueError(
+            f"Expected `--rare` to name distinct classes of the data set ({', '.join(names)}), "
+            f"got {','.join(rare)!r}"
+        )
+    reserved = [c for c in rare if c in _COMPARISON_KEYS]
+    if reserved:
+        raise ValueError(
+            f"Expected `--rare` classes other than {', '.join(_COMPARISON_KEYS)} (keys of "
+            f"benchmark.json), got {reserved[0]!r}"
+        )
+    return [c for c in names if c in rare]  # label order
 
 
 def run_benchmark(
@@ -446,6 +478,7 @@ def run_benchmark(
     batch_size: int = 8,
     views: Sequence[str] | None = None,
     threshold: int = 2,
+    rare: Sequence[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
     resume: bool = False,
@@ -467,6 +500,9 @@ def run_benchmark(
         epochs, model, batch_size, device, threads: training settings shared by all runs.
         views: views to train on (None: all views of the data).
         threshold: forgetting events that make a pixel frequently forgotten.
+        rare: the classes whose test accuracy the tables single out (None: scruff and
+            zechstein when the data has them, else the two classes with the fewest labelled
+            training pixels; :func:`segforget.classes.rare_classes`).
         resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json);
             each must have been trained with the configuration it would be trained with now.
         force: delete ``out`` first (only a benchmark directory); not together with ``resume``.
@@ -545,7 +581,9 @@ def run_benchmark(
     # Open the data once, so a missing or invalid data set fails before any run starts.
     from segforget.data import load_data
 
-    found_views = load_data(spec).views
+    data_set = load_data(spec)
+    found_views = data_set.views
+    rare = _resolve_rare(rare, data_set)
     for view in views or ():
         if view not in found_views:
             raise ValueError(
@@ -617,7 +655,7 @@ def run_benchmark(
                 progress(_time_left_line(trained_walls, left))
 
     summary = {entry: summarize_runs(results[entry]) for entry in order}
-    comparisons = _comparisons(summary, results)
+    comparisons = _comparisons(summary, results, rare)
     aware = [e for e in order if e not in ("baseline", "rotate")]
     best = max(aware, key=lambda e: summary[e]["miou"]["mean"] or -1.0, default=None)
     import torch
@@ -636,6 +674,7 @@ def run_benchmark(
             "views": None if views is None else list(views),
             "seeds": seeds,
             "threshold": threshold,
+            "rare_classes": list(rare),
             "entries": {e: {"method": n, "options": o} for e, (n, o) in entries.items()},
             "machine": machine,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

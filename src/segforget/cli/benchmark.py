@@ -39,6 +39,12 @@ def benchmark_command(
     threshold: int = typer.Option(
         2, "--threshold", help="Forgetting events that make a pixel frequently forgotten."
     ),
+    rare: str | None = typer.Option(
+        None,
+        "--rare",
+        help="Comma-separated rare classes the tables single out (default: scruff,zechstein "
+        "when the data has them, else the two classes with the fewest training pixels).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished runs found in DIR."),
@@ -73,6 +79,7 @@ def benchmark_command(
         batch_size=batch_size,
         views=None if views is None else [v.strip() for v in views.split(",") if v.strip()],
         threshold=threshold,
+        rare=None if rare is None else [c.strip() for c in rare.split(",") if c.strip()],
         device=device,
         threads=threads,
         resume=resume,
