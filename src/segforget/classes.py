@@ -24,14 +24,19 @@ F3_CLASS_WEIGHTS: tuple[float, ...] = (0.7151, 0.8811, 0.5156, 0.9346, 0.9683, 0
 F3_RARE_CLASSES: tuple[str, ...] = ("scruff", "zechstein")
 
 
+#: A class under this share of the labelled training pixels counts as rare (as in the analysis).
+RARE_SHARE = 0.05
+
+
 def rare_classes(
     class_names: Sequence[str], fractions: Sequence[float] | None = None, *, count: int = 2
 ) -> list[str]:
     """The classes a benchmark singles out as rare, in label order.
 
-    The F3 rare classes when the data set has them all; otherwise the ``count`` classes with
-    the smallest non-zero share of labelled training pixels (``fractions``, (K,) in label
-    order; at most K - 1 classes, so a two-class data set gets its smaller class).
+    The F3 rare classes when the data set has them all; otherwise the classes under
+    :data:`RARE_SHARE` of the labelled training pixels (``fractions``, (K,) in label order),
+    at most the ``count`` smallest, and the smallest class when none is under it (so there is
+    always one to compare). Classes without training pixels are left out.
 
     Raises:
         ValueError: if ``fractions`` is needed and missing, or its length is not K.
@@ -44,9 +49,9 @@ def rare_classes(
             f"Expected one training-pixel fraction per class ({len(names)}), got "
             f"{None if fractions is None else len(fractions)}"
         )
-    present = [i for i in range(len(names)) if fractions[i] > 0]
-    smallest = sorted(present, key=lambda i: (fractions[i], i))[: min(count, len(names) - 1)]
-    return [names[i] for i in sorted(smallest)]
+    present = sorted((i for i in range(len(names)) if fractions[i] > 0), key=lambda i: fractions[i])
+    rare = [i for i in present if fractions[i] < RARE_SHARE][:count] or present[:1]
+    return [names[i] for i in sorted(rare)]
 
 
 __all__ = [
@@ -54,5 +59,6 @@ __all__ = [
     "F3_CLASS_FRACTIONS",
     "F3_CLASS_WEIGHTS",
     "F3_RARE_CLASSES",
+    "RARE_SHARE",
     "rare_classes",
 ]

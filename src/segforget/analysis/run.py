@@ -265,14 +265,14 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
     notes.extend(_frequent_boundary_findings(summary["boundary"].get("frequent")))
     per_class = summary["per_class"]
     largest = summary["overview"].get("largest_class")
-    from segforget.classes import F3_RARE_CLASSES
+    from segforget.classes import F3_RARE_CLASSES, RARE_SHARE
 
     rare = [n for n in F3_RARE_CLASSES if n in per_class] or [
         n
         for n in class_names
         if per_class[n]["pixels"]
         and per_class[n]["share_of_pixels"] is not None
-        and per_class[n]["share_of_pixels"] < 0.05
+        and per_class[n]["share_of_pixels"] < RARE_SHARE
     ]
     ratios = {n: per_class[n].get("events_per_pixel_vs_largest_class") for n in rare}
     ratios = {n: r for n, r in ratios.items() if r is not None and n != largest}

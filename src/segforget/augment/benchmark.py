@@ -501,8 +501,8 @@ def run_benchmark(
         views: views to train on (None: all views of the data).
         threshold: forgetting events that make a pixel frequently forgotten.
         rare: the classes whose test accuracy the tables single out (None: scruff and
-            zechstein when the data has them, else the two classes with the fewest labelled
-            training pixels; :func:`segforget.classes.rare_classes`).
+            zechstein when the data has them, else the (at most two smallest) classes under
+            5 % of the labelled training pixels; :func:`segforget.classes.rare_classes`).
         resume: keep finished runs found in ``out`` (a run is finished when it has metrics.json);
             each must have been trained with the configuration it would be trained with now.
         force: delete ``out`` first (only a benchmark directory); not together with ``resume``.

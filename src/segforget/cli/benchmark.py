@@ -43,7 +43,8 @@ def benchmark_command(
         None,
         "--rare",
         help="Comma-separated rare classes the tables single out (default: scruff,zechstein "
-        "when the data has them, else the two classes with the fewest training pixels).",
+        "when the data has them, else the two smallest classes under 5% of the training "
+        "pixels, or the smallest class).",
     ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
