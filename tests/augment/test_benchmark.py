@@ -9,6 +9,7 @@ import shlex
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from scipy import stats
 
 from helpers import assert_user_error, run_cli
@@ -18,6 +19,7 @@ from segforget.augment.benchmark import (
     resolve_entries,
     run_benchmark,
 )
+from segforget.augment.figures import benchmark_panels
 
 CLASSES = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
 
@@ -112,6 +114,24 @@ def test_run_benchmark_aggregates_with_numpy(tmp_path, fake_train):
     md = (out / "benchmark.md").read_text()
     assert "**scruff acc.**" in md and "| style-input |" in md
     assert "| style-input | rotate | +0.040 ± 0.000, 3/3, **p < 0.001** |" in md
+    # the figure's numbers: the per-seed values and their mean and sample std
+    panels = benchmark_panels(saved)
+    assert [p["title"] for p in panels] == [
+        "test mIoU",
+        "scruff accuracy",
+        "zechstein accuracy",
+        "frequently forgotten px (>= 2 events)",
+    ]
+    assert panels[0]["entries"] == ["baseline", "rotate", "style-input"]
+    assert panels[0]["seeds"][2] == pytest.approx(miou)
+    assert panels[3]["seeds"][2] == counts
+    assert panels[3]["mean"][2] == pytest.approx(np.mean(counts))
+    scruff = [0.5 + 0.05 * 4 + 0.05 + 0.01 * s for s in range(3)]  # _fake_scores
+    assert panels[1]["seeds"][2] == pytest.approx(scruff)
+    assert panels[1]["std"][2] == pytest.approx(np.std(scruff, ddof=1))
+    with Image.open(out / "benchmark.png") as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1] > 200
+    assert "![mean ± std and the single seeds of each method](benchmark.png)" in md
     # resume reuses every finished run
     fake_train.clear()
     run_benchmark(out, seeds=3, methods=["rotate", "style-input"], epochs=1, resume=True)

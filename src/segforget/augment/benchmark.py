@@ -12,6 +12,8 @@ Layout of ``OUT``::
     OUT/runs/<entry>/seed<S>/     one run directory per entry and seed (segforget train layout)
     OUT/benchmark.json            settings, per-run results, mean and std per entry
     OUT/benchmark.md              the tables
+    OUT/benchmark.png             each entry's mean ± std and single seeds (mIoU, rare classes,
+                                  frequently forgotten pixels)
 """
 
 from __future__ import annotations
@@ -361,6 +363,7 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"| {entry} | {ref} | " + " | ".join(cells) + " |")
     if report.get("best"):
         lines += ["", f"Best forgetting-aware method by mean test mIoU: **{report['best']}**."]
+    lines += ["", "![mean ± std and the single seeds of each method](benchmark.png)"]
     lines.append("")
     return "\n".join(lines)
 
@@ -486,7 +489,7 @@ def run_benchmark(
     command: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train every entry of ``methods`` for every seed and write OUT/benchmark.{json,md}.
+    """Train every entry of ``methods`` for every seed; write OUT/benchmark.{json,md,png}.
 
     Args:
         out: output directory (must not exist unless ``resume`` or ``force``).
@@ -684,6 +687,9 @@ def run_benchmark(
         "comparisons": comparisons,
         "best": best,
     }
+    from segforget.augment.figures import plot_benchmark
+
     atomic_write_json(out / "benchmark.json", report)
+    plot_benchmark(report, out / "benchmark.png")
     atomic_write_text(out / "benchmark.md", benchmark_markdown(report))
     return report

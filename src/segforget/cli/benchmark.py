@@ -51,7 +51,7 @@ def benchmark_command(
     resume: bool = typer.Option(False, "--resume", help="Reuse finished runs found in DIR."),
     force: bool = typer.Option(False, "--force", help="Replace DIR."),
 ) -> None:
-    """Train each method for each seed with one budget; write DIR/benchmark.json and .md."""
+    """Train each method for each seed with one budget; write DIR/benchmark.json, .md, .png."""
     from segforget.augment.benchmark import run_benchmark
     from segforget.viz.console import log_console
 
@@ -88,6 +88,8 @@ def benchmark_command(
         command=shlex.join(invoked_command()),  # re-runnable as written
         progress=lambda line: console.print(line),
     )
-    typer.echo(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")
+    typer.echo(
+        f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'} and {out / 'benchmark.png'}"
+    )
     if report.get("best"):
         typer.echo(f"best forgetting-aware method by mean test mIoU: {report['best']}")
