@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from segforget.compare import format_ci, format_p, paired_differences
+from segforget.compare import format_ci, format_p, holm, paired_differences
 
 
 def test_paired_t_test_by_hand_and_against_scipy():
@@ -65,3 +65,27 @@ def test_interval_covers_the_mean_as_often_as_it_says():
 def test_format_ci():
     assert format_ci(None) == "n/a"
     assert format_ci([-0.0124, 0.0338]) == "[-0.012, +0.034]"
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> 0.06
+    got = holm([0.01, 0.04, 0.03, 0.005])
+    assert got == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, None, 0.4]) == pytest.approx([0.8, None, 0.8])  # None: not in the family
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == [] and holm([None]) == [None]
+
+
+def test_holm_against_its_step_down_definition():
+    """Reject H_(1..k) while p_(j) <= alpha / (m - j); adjusted p < alpha iff rejected."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p = rng.uniform(0, 0.2, size=int(rng.integers(1, 7)))
+        adjusted = np.asarray(holm(list(p)))
+        for alpha in (0.01, 0.05, 0.1):
+            rejected = np.zeros(p.size, dtype=bool)
+            for j, i in enumerate(np.argsort(p, kind="stable")):
+                if p[i] > alpha / (p.size - j):
+                    break
+                rejected[i] = True
+            np.testing.assert_array_equal(adjusted <= alpha, rejected)

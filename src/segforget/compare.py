@@ -8,11 +8,12 @@ al-sim`` report these differences.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["paired_differences", "format_p", "format_ci"]
+__all__ = ["paired_differences", "holm", "format_p", "format_ci"]
 
 
 def _paired_t_p_values(diff: np.ndarray) -> list[float | None]:
@@ -85,6 +86,23 @@ def paired_differences(
         "ci95": _paired_t_intervals(diff, 0.95),
         "seeds": int(diff.shape[0]),
     }
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values of a family of tests, in the order given.
+
+    The i-th smallest of the m p-values is multiplied by m - i (i from 0), the products are
+    made non-decreasing in that order and capped at 1. A family-wise error rate of alpha is
+    kept by rejecting where the adjusted value is below alpha. None entries (no test) are
+    left out of the family and stay None.
+    """
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (len(present) - rank) * float(p)))
+        adjusted[i] = running
+    return adjusted
 
 
 def format_p(p: float | None) -> str:

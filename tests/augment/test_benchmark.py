@@ -20,6 +20,7 @@ from segforget.augment.benchmark import (
     run_benchmark,
 )
 from segforget.augment.figures import benchmark_panels
+from segforget.compare import holm
 
 CLASSES = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
 
@@ -113,7 +114,11 @@ def test_run_benchmark_aggregates_with_numpy(tmp_path, fake_train):
     assert saved["summary"]["rotate"]["miou"]["mean"] == pytest.approx(np.mean(miou) - 0.04)
     md = (out / "benchmark.md").read_text()
     assert "**scruff acc.**" in md and "| style-input |" in md
-    assert "| style-input | rotate | +0.040 ± 0.000, 3/3, **p < 0.001** |" in md
+    assert "| style-input | rotate | +0.040 ± 0.000, 3/3, **p < 0.001** (Holm < 0.001) |" in md
+    # Holm over the row's metrics: mIoU, the two rare classes, the forgotten pixels
+    names = ["miou", "scruff", "zechstein", "frequently_forgotten"]
+    assert [paired[n]["p_holm"] for n in names] == holm([paired[n]["p"] for n in names])
+    assert paired["frequently_forgotten"]["p_holm"] >= paired["frequently_forgotten"]["p"]
     # the figure's numbers: the per-seed values and their mean and sample std
     panels = benchmark_panels(saved)
     assert [p["title"] for p in panels] == [

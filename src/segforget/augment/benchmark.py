@@ -33,7 +33,7 @@ import yaml
 
 from segforget.augment.methods import METHOD_NAMES
 from segforget.classes import F3_RARE_CLASSES, rare_classes
-from segforget.compare import format_p, paired_differences
+from segforget.compare import format_p, holm, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
@@ -273,7 +273,10 @@ def _paired_cell(d: Mapping[str, Any] | None, digits: int) -> str:
     p_text = format_p(p)
     if p is not None and p < 0.05:
         p_text = f"**{p_text}**"
-    return f"{d['mean']:+.{digits}f} ± {d['std']:.{digits}f}, {d['wins']}/{d['seeds']}, {p_text}"
+    text = f"{d['mean']:+.{digits}f} ± {d['std']:.{digits}f}, {d['wins']}/{d['seeds']}, {p_text}"
+    if d.get("p_holm") is not None:
+        text += f" (Holm {format_p(d['p_holm'])[2:]})"
+    return text
 
 
 def benchmark_markdown(report: Mapping[str, Any]) -> str:
@@ -350,7 +353,9 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
             "",
             "Paired by seed (runs of one seed share the initialization and the batch order): "
             "mean ± sample std of the per-seed difference, seeds where the method is better "
-            "(fewer forgotten pixels is better), paired t-test p (bold: p < 0.05):",
+            "(fewer forgotten pixels is better), paired t-test p (bold: p < 0.05), and in "
+            "brackets p adjusted by Holm's method over the metrics of the row (a row's "
+            "verdict holds at 5 % family-wise where that is below 0.05):",
             "",
             f"| method | vs | Δ mIoU |{rare_deltas} Δ freq. forgotten px |",
             "|---|---|---|" + "---|" * len(rare) + "---|",
@@ -407,6 +412,10 @@ def paired_comparison(
             [[a] for a, _ in pairs], [[b] for _, b in pairs], lower_is_better=lower
         )
         out[name] = {k: v[0] if isinstance(v, list) else v for k, v in diff.items()}
+    # Holm over the metrics of this one comparison: the family a verdict on it draws from
+    tested = [name for name, value in out.items() if value is not None]
+    for name, p_holm in zip(tested, holm([out[name]["p"] for name in tested]), strict=True):
+        out[name]["p_holm"] = p_holm
     return out
 
 
