@@ -338,3 +338,32 @@ def test_rank_mean_scores_by_hand():
     for bad in (([1, 2], [1, 2, 3]), ([1, float("nan")], [1, 2]), ([1, 2],)):
         with pytest.raises(ValueError):
             rank_mean_scores(*bad)
+
+
+def test_paired_curves_adjust_the_acquisition_rounds_by_holm():
+    """Round 0 (the shared initial set) is no test; rounds 1.. are one Holm family."""
+    from scipy import stats
+
+    from segforget.analysis.active_learning import paired_curves
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.4, 0.6, size=(5, 4))
+    base[:, 0] = 0.3  # the initial labeled set: the same model for every strategy
+    gains = np.array([0.0, 0.05, 0.02, 0.01])
+    switch = base + gains + rng.normal(0, 0.01, size=base.shape) * (gains > 0)
+    curves = {"random": {"miou": base.tolist()}, "switch": {"miou": switch.tolist()}}
+    paired = paired_curves(curves)
+    assert paired["random"] == {}
+    got = paired["switch"]["random"]
+    raw = [stats.ttest_rel(switch[:, r], base[:, r]).pvalue for r in (1, 2, 3)]
+    assert got["p"][1:] == pytest.approx(raw)
+    # Holm by hand over the three rounds: sorted p times 3, 2, 1, made non-decreasing
+    order = np.argsort(raw)
+    expected = np.empty(3)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * raw[i]))
+        expected[i] = running
+    assert got["p_holm"][0] is None
+    assert got["p_holm"][1:] == pytest.approx(expected.tolist())
+    assert all(h >= p for h, p in zip(got["p_holm"][1:], raw))

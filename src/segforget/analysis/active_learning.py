@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from segforget.compare import paired_differences
+from segforget.compare import holm, paired_differences
 from segforget.ops import class_argmax
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "select_from_run",
     "plot_selection",
     "simulate_active_learning",
+    "paired_curves",
     "paired_differences",
     "RoundTraining",
     "default_track_warmup",
@@ -1587,14 +1588,7 @@ def simulate_active_learning(
     if "random" in curves:
         curves["random"]["draws"] = int(random_draws)
         curves["random"]["miou_draws"] = random_per_draw
-    paired = {
-        strategy: {
-            reference: paired_differences(curves[strategy]["miou"], curves[reference]["miou"])
-            for reference in ("random", "entropy")
-            if reference in curves and reference != strategy
-        }
-        for strategy in curves
-    }
+    paired = paired_curves(curves)
     config = {
         "data": data.name,
         "view": view,
@@ -1616,6 +1610,31 @@ def simulate_active_learning(
         "pool_sections": int(train_sections.size),
     }
     return {"config": config, "curves": curves, "paired": paired}
+
+
+def paired_curves(curves: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each strategy's per-seed mIoU differences against ``random`` and ``entropy``.
+
+    Args:
+        curves: per strategy, ``miou`` as (seeds, rounds + 1) nested lists, round 0 being the
+            initial labeled set (the same for every strategy of a seed).
+
+    Returns:
+        ``{strategy: {reference: paired}}`` with ``paired`` from
+        :func:`segforget.compare.paired_differences` plus ``p_holm``: the p-values of the
+        acquisition rounds adjusted by Holm's method over those rounds (a claim such as "beats
+        random at every budget" draws on all of them); None for round 0, which is no test.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for strategy in curves:
+        out[strategy] = {}
+        for reference in ("random", "entropy"):
+            if reference not in curves or reference == strategy:
+                continue
+            paired = paired_differences(curves[strategy]["miou"], curves[reference]["miou"])
+            paired["p_holm"] = [None, *holm(paired["p"][1:])]
+            out[strategy][reference] = paired
+    return out
 
 
 def plot_learning_curves(result: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -291,13 +291,16 @@ def al_sim_command(
         typer.echo(f"{name:<{width}}  {cells}")
     for name, references in result["paired"].items():
         for reference, paired in references.items():
+            holm_p = paired.get("p_holm") or [None] * len(paired["p"])
             cells = "  ".join(
                 f"{m:+.3f} {w}/{paired['seeds']:<2} {format_p(p)}"
-                for m, w, p in zip(paired["mean"], paired["wins"], paired["p"])
+                + ("" if h is None else f" (Holm {format_p(h)[2:]})")
+                for m, w, p, h in zip(paired["mean"], paired["wins"], paired["p"], holm_p)
             )
             label = f"{name} - {reference}"
             typer.echo(
-                f"{label:<{2 * width + 3}}  {cells}   (mean difference, seeds won, paired t-test p)"
+                f"{label:<{2 * width + 3}}  {cells}   (mean difference, seeds won, paired t-test "
+                "p; Holm: adjusted over the acquisition rounds)"
             )
     if "random" in result["curves"] and random_draws > 1:
         typer.echo(f"random: the mean of {random_draws} independent draws per seed")
