@@ -410,3 +410,42 @@ def test_rare_classes_rule():
     assert rare_classes(["bg", "fg"], [0.6, 0.4]) == ["fg"]
     with pytest.raises(ValueError, match="one training-pixel fraction per class"):
         rare_classes(names)
+
+
+def test_first_seed_replicates_on_fresh_seeds(tmp_path, fake_train):
+    """--first-seed 3 --seeds 2 trains seeds 3 and 4 only; the tables hold those seeds, and a
+    later --first-seed 0 --seeds 5 --resume trains only the seeds not there yet."""
+    out = tmp_path / "bench"
+    methods = ["baseline", "rotate"]
+    report = run_benchmark(out, seeds=2, first_seed=3, methods=methods, epochs=1)
+    assert [(c[0], c[2]) for c in fake_train] == [
+        ("baseline", 3),
+        ("rotate", 3),
+        ("baseline", 4),
+        ("rotate", 4),
+    ]
+    assert [r["seed"] for r in report["runs"]["rotate"]] == [3, 4]
+    miou = [0.6 + 0.01 + 0.02 * s for s in (3, 4)]
+    assert report["summary"]["rotate"]["miou"]["mean"] == pytest.approx(np.mean(miou))
+    assert report["settings"]["first_seed"] == 3 and report["settings"]["seeds"] == 2
+    assert "seeds 2 (3-4)" in (out / "benchmark.md").read_text()
+    assert sorted(p.name for p in (out / "runs" / "rotate").iterdir()) == ["seed3", "seed4"]
+    fake_train.clear()
+    report = run_benchmark(out, seeds=5, methods=methods, epochs=1, resume=True)
+    assert sorted({c[2] for c in fake_train}) == [0, 1, 2]
+    assert [r["seed"] for r in report["runs"]["rotate"]] == [0, 1, 2, 3, 4]
+    assert "seeds 5 (0-4)" in (out / "benchmark.md").read_text()
+
+
+def test_cli_first_seed(tmp_path, fake_train):
+    out = tmp_path / "bench"
+    args = ["benchmark", "--out", out, "--seeds", "1", "--first-seed", "7", "--epochs", "1"]
+    result = run_cli([*args, "--methods", "baseline"])
+    assert result.code == 0, result.stderr
+    assert [c[2] for c in fake_train] == [7]
+    assert_user_error(
+        run_cli([*args[:-2], "--first-seed", "-1", "--out", tmp_path / "b2"]),
+        "--first-seed",
+        ">= 0",
+    )
+    assert not (tmp_path / "b2").exists()

@@ -279,6 +279,13 @@ def _paired_cell(d: Mapping[str, Any] | None, digits: int) -> str:
     return text
 
 
+def _seed_range(settings: Mapping[str, Any]) -> str:
+    """``12 (0-11)``: how many seeds a benchmark ran, and which."""
+    first = int(settings.get("first_seed", 0))
+    count = int(settings["seeds"])
+    return f"{count} ({first})" if count == 1 else f"{count} ({first}-{first + count - 1})"
+
+
 def benchmark_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown tables of a benchmark report (see :func:`run_benchmark`)."""
     settings = report["settings"]
@@ -296,7 +303,7 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
     lines += [
         f"Data: `{settings['data']}`, model `{settings['model']}`, {settings['epochs']} epochs, "
         f"batch size {settings['batch_size']}, views {settings.get('views') or 'all'}, "
-        f"seeds {settings['seeds']}  ",
+        f"seeds {_seed_range(settings)}  ",
         f"Machine: {settings['machine']}; date {settings['date']}  ",
         f"Frequently forgotten: a training pixel with >= {settings['threshold']} forgetting "
         "events (epoch-mode tracker, trained views summed); mean ± sample std over seeds. "
@@ -483,6 +490,7 @@ def run_benchmark(
     preset: str = "small",
     data: str | None = None,
     seeds: int = 3,
+    first_seed: int = 0,
     methods: Sequence[str] = DEFAULT_METHODS,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     epochs: int = 12,
@@ -506,7 +514,9 @@ def run_benchmark(
             same for all seeds (``synthetic:PRESET:0``), the seeds change initialisation,
             data order, augmentation and validation split.
         data: a data spec instead of ``preset`` (e.g. ``f3:DIR``).
-        seeds: number of seeds (0 .. seeds-1).
+        seeds: number of seeds (``first_seed`` .. ``first_seed + seeds - 1``).
+        first_seed: the first seed; a later first seed replicates a benchmark on fresh seeds
+            (e.g. ``seeds=12, first_seed=12`` after seeds 0-11), in the same ``out`` or another.
         methods: entries (method names or labels defined in ``options``).
         options: per-entry method options (see :func:`resolve_entries`).
         epochs, model, batch_size, device, threads: training settings shared by all runs.
@@ -541,7 +551,12 @@ def run_benchmark(
     if resume and force:
         raise ValueError(RESUME_OR_FORCE)
     entries = resolve_entries(methods, options)
-    checks = (("seeds", seeds, 1), ("epochs", epochs, 1), ("threshold", threshold, 1))
+    checks = (
+        ("seeds", seeds, 1),
+        ("first-seed", first_seed, 0),
+        ("epochs", epochs, 1),
+        ("threshold", threshold, 1),
+    )
     for key, value, low in checks:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"Expected `--{key}` to be an integer >= {low}, got {value!r}")
@@ -612,7 +627,7 @@ def run_benchmark(
     # Every run's configuration, and whether a finished run in `out` is reused, is settled
     # before the first run starts (or `out` is deleted).
     plan: list[tuple[int, str, Path, RunConfig, bool]] = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for entry in order:
             name, opts = entries.get(entry, ("baseline", {}))
             opts = dict(opts)
@@ -685,6 +700,7 @@ def run_benchmark(
             "batch_size": batch_size,
             "views": None if views is None else list(views),
             "seeds": seeds,
+            "first_seed": first_seed,
             "threshold": threshold,
             "rare_classes": list(rare),
             "entries": {e: {"method": n, "options": o} for e, (n, o) in entries.items()},

@@ -18,7 +18,12 @@ def benchmark_command(
     data: str | None = typer.Option(
         None, "--data", help="A data spec instead of --preset (f3:DIR, images:DIR, ...)."
     ),
-    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0 .. seeds-1)."),
+    seeds: int = typer.Option(
+        3, "--seeds", help="Number of seeds (first-seed .. first-seed + seeds - 1)."
+    ),
+    first_seed: int = typer.Option(
+        0, "--first-seed", help="First seed (replicate on fresh seeds: --seeds 12 --first-seed 12)."
+    ),
     methods: str = typer.Option(
         "baseline,rotate,oversample,style-input,style-feature,online",
         "--methods",
@@ -73,6 +78,7 @@ def benchmark_command(
         preset=preset,
         data=data,
         seeds=seeds,
+        first_seed=first_seed,
         methods=[m.strip() for m in methods.split(",") if m.strip()],
         options=parsed,
         epochs=epochs,
