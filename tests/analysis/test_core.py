@@ -471,3 +471,62 @@ def test_switch_error_accumulator():
         _pairwise_auroc(switches[0, :5], wrong)
     )
     assert out["auroc_switches_predict_error"] == 1.0
+
+
+def _reference_pairs(events, obs, labels, c):
+    """Independent loops: for each observed valid pixel, each distinct other valid class
+    among its 4 neighbours adds the pixel (and its events) to that class pair."""
+    pixels, forgotten, total = (np.zeros((c, c), dtype=np.int64) for _ in range(3))
+    n, h, w = labels.shape
+    for s, i, j in itertools.product(range(n), range(h), range(w)):
+        own = labels[s, i, j]
+        if obs[s, i, j] == 0 or own >= c:
+            continue
+        others = {
+            int(labels[s, i + di, j + dj])
+            for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))
+            if 0 <= i + di < h and 0 <= j + dj < w and labels[s, i + di, j + dj] < c
+        } - {int(own)}
+        for k in others:
+            a, b = min(own, k), max(own, k)
+            pixels[a, b] += 1
+            forgotten[a, b] += int(events[s, i, j] > 0)
+            total[a, b] += int(events[s, i, j])
+    return pixels, forgotten, total
+
+
+@pytest.mark.parametrize("c", [5, 70])
+def test_boundary_class_pairs_match_reference_and_are_chunk_invariant(c):
+    """Random labels with ignored pixels: pixels touching two other classes count once for
+    each, a class met twice counts once, ignored neighbours make no pair (up to 63 classes
+    and beyond: two ways of counting each class once)."""
+    rng = np.random.default_rng(3)
+    classes = np.array([0, 1, 2, 3, 4] if c == 5 else [0, 1, 40, 64, 69])
+    labels = rng.choice(classes, size=(3, 9, 8))
+    labels[rng.random(labels.shape) < 0.1] = 255
+    events = rng.poisson(0.8, labels.shape)
+    obs = np.where(rng.random(labels.shape) < 0.85, 4, 0)
+    names = [f"c{k}" for k in range(c)]
+    whole = BoundaryAccumulator(names)
+    whole.update(events, obs, labels)
+    pixels, forgotten, total = _reference_pairs(events, obs, labels, c)
+    np.testing.assert_array_equal(whole.pair_pixels, pixels)
+    np.testing.assert_array_equal(whole.pair_forgotten, forgotten)
+    np.testing.assert_array_equal(whole.pair_events, total)
+    chunked = BoundaryAccumulator(names)
+    for s in range(3):
+        chunked.update(events[s : s + 1], obs[s : s + 1], labels[s : s + 1])
+    assert chunked.result(frequent_k=2) == whole.result(frequent_k=2)
+    pairs = whole.result()["class_pairs"]
+    assert sum(p["boundary_pixels"] for p in pairs) == int(pixels.sum())
+    # the distance curve against its definition: pixels, events and forgotten per bin
+    curve = whole.result()["curve"]
+    dist = boundary_distance(labels, num_classes=c)
+    seen = (obs > 0) & (labels < c)
+    bins = np.minimum(np.where(np.isfinite(dist), np.rint(dist), 32), 32).astype(int)[seen]
+    for d in range(33):
+        at = bins == d
+        assert curve[d]["pixels"] == int(at.sum())
+        if at.any():
+            assert curve[d]["mean_forgetting_events"] == pytest.approx(events[seen][at].mean())
+            assert curve[d]["forgotten_fraction"] == pytest.approx((events[seen][at] > 0).mean())

@@ -91,12 +91,18 @@ def boundary_distance(labels: np.ndarray, *, num_classes: int | None = None) -> 
     """
     mask = boundary_mask(labels, num_classes=num_classes)
     squeeze = mask.ndim == 2
-    mask3 = mask[None] if squeeze else mask
-    out = np.full(mask3.shape, np.inf, dtype=np.float32)
-    for i in range(mask3.shape[0]):
-        if mask3[i].any():
-            out[i] = ndimage.distance_transform_edt(~mask3[i])
+    out = _distance_from_mask(mask[None] if squeeze else mask)
     return out[0] if squeeze else out
+
+
+def _distance_from_mask(mask: np.ndarray) -> np.ndarray:
+    """(N, H, W) float32 Euclidean distance to the nearest True pixel of each section's
+    ``mask`` (0 on it; ``inf`` in sections without one)."""
+    out = np.full(mask.shape, np.inf, dtype=np.float32)
+    for i in range(mask.shape[0]):
+        if mask[i].any():
+            out[i] = ndimage.distance_transform_edt(~mask[i])
+    return out
 
 
 class BoundaryAccumulator:
@@ -132,7 +138,7 @@ class BoundaryAccumulator:
         self, forgetting_events: np.ndarray, observations: np.ndarray, labels: np.ndarray
     ) -> None:
         """Add a chunk of whole sections; arrays (N, H, W)."""
-        events = np.asarray(forgetting_events).astype(np.int64)
+        events = np.asarray(forgetting_events)
         labels = np.asarray(labels)
         if labels.ndim != 3 or events.shape != labels.shape:
             raise ValueError(
@@ -142,52 +148,84 @@ class BoundaryAccumulator:
         c = self.num_classes
         valid = _valid(labels, c)
         observed = (np.asarray(observations) > 0) & valid
-        dist = boundary_distance(labels, num_classes=c)
-        bins = np.minimum(
-            np.where(np.isfinite(dist), np.rint(dist), self.max_distance), self.max_distance
-        ).astype(np.int64)
-        b, e = bins[observed], events[observed]
-        n = self.max_distance + 1
-        self.pixels += np.bincount(b, minlength=n)
-        self.events += np.bincount(b, weights=e, minlength=n).astype(np.int64)
-        self.forgotten += np.bincount(b[e > 0], minlength=n)
-        self._add_event_hist(b, e)
+        mask = boundary_mask(labels, num_classes=c)
+        dist = _distance_from_mask(mask)
+        # rounded distance, capped (inf: a section without boundary, in the last bin)
+        bins = np.rint(np.minimum(dist, self.max_distance)).astype(np.int64)
+        b, e = bins[observed], events[observed].astype(np.int64)
+        hist = self._add_event_hist(b, e)
+        # pixels, events and forgotten pixels per distance bin, from the (bin, events) counts
+        self.pixels += hist.sum(axis=1)
+        self.events += hist @ np.arange(hist.shape[1], dtype=np.int64)
+        self.forgotten += hist[:, 1:].sum(axis=1)
         near = dist[observed] <= NEAR_BOUNDARY_PX
         self.near_pixels += int(near.sum())
         self.near_events += int(e[near].sum())
-        # Class pairs: for each boundary pixel, every distinct other class among its neighbours.
-        lab = np.where(valid, labels, -1).astype(np.int64)
-        has_other = np.zeros((c,) + labels.shape, dtype=bool)
-        for own, other in _NEIGHBOURS:
-            for k in range(c):
-                has_other[k][own] |= (lab[other] == k) & (lab[own] != k) & (lab[own] >= 0)
-        for k in range(c):
-            sel = has_other[k] & observed
-            if not sel.any():
-                continue
-            own_cls = lab[sel]
-            ev = events[sel]
-            lo, hi = np.minimum(own_cls, k), np.maximum(own_cls, k)
-            flat = lo * c + hi
-            self.pair_pixels += np.bincount(flat, minlength=c * c).reshape(c, c)
-            self.pair_forgotten += np.bincount(flat[ev > 0], minlength=c * c).reshape(c, c)
-            self.pair_events += (
-                np.bincount(flat, weights=ev, minlength=c * c).astype(np.int64).reshape(c, c)
-            )
+        self._add_pairs(labels, valid, mask & observed, events)
 
-    def _add_event_hist(self, bins: np.ndarray, events: np.ndarray) -> None:
-        """Count pixels per (distance bin, events); ``bins`` and ``events`` (M,) int64."""
-        if events.size == 0:
+    def _add_pairs(
+        self, labels: np.ndarray, valid: np.ndarray, selected: np.ndarray, events: np.ndarray
+    ) -> None:
+        """Class pairs: for each selected (observed boundary) pixel, every distinct other valid
+        class among its 4 neighbours; arrays (N, H, W)."""
+        c = self.num_classes
+        where = np.flatnonzero(selected)
+        if where.size == 0:
             return
-        width = max(int(events.max()) + 1, self.event_hist.shape[1])
+        n, h, w = labels.shape
+        # labels with a border of -1 (no neighbour), flat: neighbours at fixed offsets
+        padded = np.full((n, h + 2, w + 2), -1, dtype=np.int32)
+        padded[:, 1:-1, 1:-1] = np.where(valid, labels, -1)
+        flat = padded.reshape(-1)
+        sec, row, col = np.unravel_index(where, labels.shape)
+        centre = (sec * (h + 2) + row + 1) * (w + 2) + col + 1
+        own = flat[centre].astype(np.int64)
+        if c <= 63:
+            # one bit per other class met: a class met on two sides counts once
+            met = np.zeros(where.size, dtype=np.uint64)
+            for offset in (-(w + 2), w + 2, -1, 1):
+                other = flat[centre + offset].astype(np.int64)
+                differs = (other >= 0) & (other != own)
+                met[differs] |= np.left_shift(np.uint64(1), other[differs].astype(np.uint64))
+            which = [np.flatnonzero((met >> np.uint64(k)) & np.uint64(1)) for k in range(c)]
+            other = np.concatenate(
+                [np.full(p.size, k, dtype=np.int64) for k, p in enumerate(which)]
+            )
+            which = np.concatenate(which)
+        else:
+            codes = []
+            for offset in (-(w + 2), w + 2, -1, 1):
+                other = flat[centre + offset].astype(np.int64)
+                differs = (other >= 0) & (other != own)
+                codes.append(np.flatnonzero(differs) * c + other[differs])
+            which, other = np.divmod(np.unique(np.concatenate(codes)), c)  # distinct pairs
+        own = own[which]
+        ev = np.asarray(events).reshape(-1)[where[which]].astype(np.int64)
+        pair = np.minimum(own, other) * c + np.maximum(own, other)
+        size = c * c
+        self.pair_pixels += np.bincount(pair, minlength=size).reshape(c, c)
+        self.pair_forgotten += np.bincount(pair[ev > 0], minlength=size).reshape(c, c)
+        self.pair_events += (
+            np.bincount(pair, weights=ev, minlength=size).astype(np.int64).reshape(c, c)
+        )
+
+    def _add_event_hist(self, bins: np.ndarray, events: np.ndarray) -> np.ndarray:
+        """Count pixels per (distance bin, events); ``bins`` and ``events`` (M,) int64.
+
+        Returns:
+            (bins, E) int64: this call's counts (E: the width of ``event_hist`` now).
+        """
+        width = self.event_hist.shape[1]
+        if events.size:
+            width = max(int(events.max()) + 1, width)
         if width > self.event_hist.shape[1]:
             grown = np.zeros((self.event_hist.shape[0], width), dtype=np.int64)
             grown[:, : self.event_hist.shape[1]] = self.event_hist
             self.event_hist = grown
         size = self.event_hist.size
-        self.event_hist += np.bincount(bins * width + events, minlength=size).reshape(
-            self.event_hist.shape
-        )
+        counts = np.bincount(bins * width + events, minlength=size).reshape(self.event_hist.shape)
+        self.event_hist += counts
+        return counts
 
     def frequent(self, k: int) -> dict[str, Any]:
         """The frequently forgotten pixels (>= ``k`` events) by distance to the boundary.
