@@ -231,3 +231,41 @@ def test_browser_sections_read_each_section_once(analyzed, tmp_path, monkeypatch
     summary = analyze_run(copy, progress=False, top_sections=0, min_region_size=1)
     shown = Counter((entry["view"], entry["section"]) for entry in summary["sections"])
     assert shown and reads == shown
+
+
+def test_each_store_is_verified_while_it_is_read(tmp_path, analyzed, monkeypatch):
+    """No store is read twice to check it: the checksums are computed over the ranges the
+    first pass loads anyway; a silent change in the last pixel still stops the analysis."""
+    import zarr
+
+    run, summary = analyzed
+    calls = []
+    real_verify = ForgettingStats.verify.__func__
+    monkeypatch.setattr(
+        ForgettingStats,
+        "verify",
+        classmethod(lambda cls, path, **kw: calls.append(path) or real_verify(cls, path, **kw)),
+    )
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "analysis")
+    options = dict(progress=False, figures=False, chunk_pixels=2000, min_region_size=1)
+    again = analyze_run(copy, top_sections=1, browser_sections=4, **options)
+    assert calls == []
+    for key in ("overview", "per_class", "regions", "test_dynamics", "volume"):
+        assert again[key] == summary[key], key
+    for store in sorted((copy / "dynamics" / "epoch").iterdir()):
+        shutil.rmtree(copy / "analysis", ignore_errors=True)
+        arrays = ForgettingStats.load(store)
+        changed = arrays.switch_events.copy()
+        changed[-1] += 1  # the last pixel: seen only when the store has been read to the end
+        shutil.rmtree(store / "switch_events")
+        group = zarr.open_group(store, mode="a")
+        group.create_array("switch_events", data=changed, config={"write_empty_chunks": True})
+        with pytest.raises(ValueError, match="checksum mismatch in 'switch_events'"):
+            analyze_run(copy, **options)
+        assert not (copy / "analysis").exists()  # nothing written
+        shutil.rmtree(store / "switch_events")
+        group.create_array(
+            "switch_events", data=arrays.switch_events, config={"write_empty_chunks": True}
+        )

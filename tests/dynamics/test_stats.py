@@ -233,3 +233,74 @@ def test_derived_fields_follow_definitions():
     assert stats.unforgettable.tolist() == [False, False, True, False]
     assert stats.forgetting_score.tolist() == [0, 3, 0, 1]
     assert stats.learning_events.tolist() == [0, 0, 1, 2]
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, 0), (5, 0), (0, 9), (1000, 777), (3, 1 << 24)])
+def test_crc32_concat_equals_crc_of_the_concatenation(first, second):
+    import zlib
+
+    rng = np.random.default_rng(first + second)
+    a = rng.integers(0, 256, first, dtype=np.uint8).tobytes()
+    b = rng.integers(0, 256, second, dtype=np.uint8).tobytes()
+    combined = _stats.crc32_concat(zlib.crc32(a), zlib.crc32(b), len(b))
+    assert combined == zlib.crc32(a + b)
+
+
+def _changed_copy(source: Path, target: Path, name: str) -> Path:
+    """A copy of a store with one value of array `name` changed (checksums left as saved)."""
+    import zarr
+
+    arrays = ForgettingStats.load(source)
+    shutil.copytree(source, target)
+    shutil.rmtree(target / name)
+    changed = getattr(arrays, name).copy()
+    changed[..., -1] += 1  # the last pixel: found only when the last range is fed
+    group = zarr.open_group(target, mode="a")
+    group.create_array(name, data=changed, config={"write_empty_chunks": True})
+    return target
+
+
+@pytest.mark.parametrize("step", [7, 13, 50])
+def test_store_checksums_verify_a_store_read_in_ranges(tmp_path, step):
+    """Fed consecutive ranges, StoreChecksums accepts an intact store (2-D history too) and
+    finds the silently changed value that verify() finds."""
+    make_stats(num_pixels=50, confidence=True, history=True).save(tmp_path / "s")
+
+    def read_all(store):
+        sums = _stats.StoreChecksums(store)
+        for start in range(0, 50, step):
+            assert not sums.complete
+            assert sums.feed(ForgettingStats.load(store, pixels=slice(start, start + step)))
+        assert sums.complete and sums.position == 50
+        return sums
+
+    read_all(tmp_path / "s").check()
+    for name in ("switch_events", "history", "aum"):
+        store = _changed_copy(tmp_path / "s", tmp_path / f"changed_{name}", name)
+        sums = read_all(store)
+        with pytest.raises(ValueError, match=f"checksum mismatch in '{name}'"):
+            sums.check()
+
+
+def test_store_checksums_take_only_consecutive_ranges(tmp_path):
+    make_stats(num_pixels=50).save(tmp_path / "s")
+    sums = _stats.StoreChecksums(tmp_path / "s")
+    assert not sums.feed(ForgettingStats.load(tmp_path / "s", pixels=slice(10, 20)))
+    assert sums.position == 0
+    assert sums.feed(ForgettingStats.load(tmp_path / "s", pixels=slice(0, 30)))
+    assert not sums.feed(ForgettingStats.load(tmp_path / "s", pixels=slice(0, 30)))  # again
+    with pytest.raises(RuntimeError, match="covering all 50 pixels"):
+        sums.check()
+    assert sums.feed(ForgettingStats.load(tmp_path / "s", pixels=slice(30, 50)))
+    sums.check()
+
+
+def test_read_returns_only_the_named_arrays_of_a_range(tmp_path):
+    stats = make_stats(num_pixels=50)
+    stats.save(tmp_path / "s")
+    part = ForgettingStats.read(tmp_path / "s", ("observations", "history"), pixels=slice(5, 25))
+    assert sorted(part) == ["history", "observations"]
+    np.testing.assert_array_equal(part["observations"], stats.observations[5:25])
+    np.testing.assert_array_equal(part["history"], stats.history[:, 5:25])
+    with pytest.raises(ValueError, match=r"got \['nope'\]"):
+        ForgettingStats.read(tmp_path / "s", ("nope",))

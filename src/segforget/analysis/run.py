@@ -36,6 +36,8 @@ __all__ = ["RunReader", "StoreRef", "analyze_run", "ANALYSIS_DIR"]
 #: Sub-directory of the run that :func:`analyze_run` writes (replaced as a whole).
 ANALYSIS_DIR = "analysis"
 _TRAIN_SPACE = "train"
+#: The arrays the second pass (regions) needs: the stores are re-read for nothing else.
+_PASS2_ARRAYS = ("forgetting_events", "observations")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class RunReader:
             )
         self._data = None
         self._verified: set[Path] = set()
+        self._checksums: dict[Path, Any] = {}  # StoreChecksums of stores read front to back
 
     @property
     def data_spec(self) -> str:
@@ -126,15 +129,42 @@ class RunReader:
         ]
 
     def load(self, ref: StoreRef, start: int, stop: int, section_pixels: int) -> Any:
-        """ForgettingStats of sections ``start:stop`` (section_pixels = H * W) of a store."""
-        from segforget.dynamics import ForgettingStats
+        """ForgettingStats of sections ``start:stop`` (section_pixels = H * W) of a store.
 
-        if ref.path not in self._verified:  # checksums once per store: ranges cannot check them
+        A store's checksums are checked once: while it is read front to back (the ranges of
+        the first pass, fed to :class:`~segforget.dynamics.StoreChecksums`, so it is read
+        once, and a damaged store raises ValueError when the last range is loaded), or, when
+        a range is first asked for out of order, by :meth:`ForgettingStats.verify` first.
+        """
+        from segforget.dynamics import ForgettingStats, StoreChecksums
+
+        pixels = slice(start * section_pixels, stop * section_pixels)
+        if ref.path in self._verified:
+            return ForgettingStats.load(ref.path, pixels=pixels)
+        checksums = self._checksums.setdefault(ref.path, StoreChecksums(ref.path))
+        if pixels.start != checksums.position:  # out of order: check the whole store first
             ForgettingStats.verify(ref.path)
             self._verified.add(ref.path)
-        return ForgettingStats.load(
-            ref.path, pixels=slice(start * section_pixels, stop * section_pixels)
-        )
+            return ForgettingStats.load(ref.path, pixels=pixels)
+        stats = ForgettingStats.load(ref.path, pixels=pixels)
+        checksums.feed(stats)
+        if checksums.complete:
+            checksums.check()
+            self._verified.add(ref.path)
+        return stats
+
+    def read(
+        self, ref: StoreRef, start: int, stop: int, section_pixels: int, names: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        """Only the arrays ``names`` of sections ``start:stop`` of a store (checksums as in
+        :meth:`load`: a store not yet checked is verified first)."""
+        from segforget.dynamics import ForgettingStats
+
+        if ref.path not in self._verified:
+            ForgettingStats.verify(ref.path)
+            self._verified.add(ref.path)
+        pixels = slice(start * section_pixels, stop * section_pixels)
+        return ForgettingStats.read(ref.path, names, pixels=pixels)
 
     def predictions(self, split: str, view: str) -> np.ndarray | None:
         """Final predicted classes (N, H, W) uint8 of a split and view (memory-mapped), if saved."""
@@ -435,12 +465,12 @@ def analyze_run(
         for space in spaces:
             for start, stop in _chunks(space, chunk_pixels):
                 n = stop - start
-                st = run.load(space.ref, start, stop, space.section_pixels)
+                st = run.read(space.ref, start, stop, space.section_pixels, _PASS2_ARRAYS)
                 labels = data.label_sections(
                     space.data_split, space.ref.view, np.arange(start, stop)
                 )
-                ev = _section(st.forgetting_events, n, space.shape)
-                ev = np.where(_section(st.observations, n, space.shape) > 0, ev, 0)
+                ev = _section(st["forgetting_events"], n, space.shape)
+                ev = np.where(_section(st["observations"], n, space.shape) > 0, ev, 0)
                 regions.update(ev, labels, view=space.ref.view, sections=range(start, stop))
                 bar.advance(task)
         test_dynamics: dict[str, Any] = {}
