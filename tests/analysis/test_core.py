@@ -436,6 +436,36 @@ def test_data_map_hand_built():
     assert acc.result() == out
 
 
+def test_data_map_matches_a_per_pixel_loop():
+    rng = np.random.default_rng(4)
+    n, bins = 400, 8
+    conf = rng.random(n)
+    var = 0.5 * rng.random(n)
+    var[:20] = 0.2  # on the ambiguity threshold
+    conf[20:40] = 0.5  # on the easy / hard threshold
+    ev = rng.poisson(1.0, n)
+    obs = np.where(rng.random(n) < 0.9, 3, 0)
+    valid = rng.random(n) < 0.9
+    counts, events = np.zeros((bins, bins), int), np.zeros((bins, bins), int)
+    pixels = {"easy": 0, "ambiguous": 0, "hard": 0}
+    region_events = dict.fromkeys(pixels, 0)
+    for i in range(n):
+        if obs[i] == 0 or not valid[i]:
+            continue
+        c, v = conf[i], var[i]
+        row, col = min(int(c * bins), bins - 1), min(int(v / 0.5 * bins), bins - 1)
+        counts[row, col] += 1
+        events[row, col] += ev[i]
+        name = "ambiguous" if v >= 0.2 else ("easy" if c >= 0.5 else "hard")
+        pixels[name] += 1
+        region_events[name] += ev[i]
+    acc = DataMapAccumulator(bins=bins)
+    acc.update(ev, obs, conf, var, valid=valid)
+    np.testing.assert_array_equal(acc.counts, counts)
+    np.testing.assert_array_equal(acc.events, events)
+    assert acc.region_pixels == pixels and acc.region_events == region_events
+
+
 # ------------------------------------------------------------------ test dynamics
 def _pairwise_auroc(scores, positive):
     pos, neg = scores[positive], scores[~positive]

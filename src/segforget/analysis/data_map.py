@@ -46,25 +46,24 @@ class DataMapAccumulator:
         keep = np.asarray(observations).ravel() > 0
         if valid is not None:
             keep &= np.asarray(valid).ravel()
-        conf = np.asarray(confidence, dtype=np.float64).ravel()[keep]
-        var = np.asarray(variability, dtype=np.float64).ravel()[keep]
-        ev = np.asarray(forgetting_events).ravel()[keep].astype(np.int64)
+        conf = np.asarray(confidence).ravel()[keep].astype(np.float64)
+        var = np.asarray(variability).ravel()[keep].astype(np.float64)
+        ev = np.asarray(forgetting_events).ravel()[keep]
         ci = np.clip((conf * self.bins).astype(np.int64), 0, self.bins - 1)
         vi = np.clip((var / 0.5 * self.bins).astype(np.int64), 0, self.bins - 1)
-        flat = ci * self.bins + vi
-        size = self.bins * self.bins
-        self.counts += np.bincount(flat, minlength=size).reshape(self.bins, self.bins)
-        self.events += (
-            np.bincount(flat, weights=ev, minlength=size)
-            .astype(np.int64)
-            .reshape(self.bins, self.bins)
-        )
+        # one code per pixel: region (easy 0, ambiguous 1, hard 2) x histogram bin
         ambiguous = var >= AMBIGUOUS_VARIABILITY
-        easy = ~ambiguous & (conf >= 0.5)
-        hard = ~ambiguous & ~easy
-        for name, sel in zip(_REGIONS, (easy, ambiguous, hard)):
-            self.region_pixels[name] += int(sel.sum())
-            self.region_events[name] += int(ev[sel].sum())
+        region = np.where(ambiguous, 1, np.where(conf >= 0.5, 0, 2))
+        size = self.bins * self.bins
+        code = (region * size + ci * self.bins + vi).astype(np.intp)
+        shape = (len(_REGIONS), self.bins, self.bins)
+        counts = np.bincount(code, minlength=3 * size).reshape(shape)
+        events = np.bincount(code, weights=ev, minlength=3 * size).astype(np.int64).reshape(shape)
+        self.counts += counts.sum(axis=0)
+        self.events += events.sum(axis=0)
+        for k, name in enumerate(_REGIONS):
+            self.region_pixels[name] += int(counts[k].sum())
+            self.region_events[name] += int(events[k].sum())
 
     def result(self) -> dict[str, Any]:
         """Plain data: histogram ``counts`` and ``mean_events`` (confidence rows, variability

@@ -558,28 +558,23 @@ def analyze_run(
 
 
 def _section_arrays(run: RunReader, space: _Space, section: int) -> dict[str, Any]:
+    """The images' arrays of one section: seismic, labels, final prediction, and forgetting
+    events (0 where unobserved); of the statistics only the two arrays that needs are read."""
     data = run.data()
-    st = run.load(space.ref, section, section + 1, space.section_pixels)
+    st = run.read(space.ref, section, section + 1, space.section_pixels, _PASS2_ARRAYS)
     labels = data.label_sections(space.data_split, space.ref.view, [section])[0]
     seismic = data.seismic_sections(space.data_split, space.ref.view, [section])[0]
     if seismic.ndim == 3:  # multi-channel images: show the mean
         seismic = seismic.mean(axis=0)
     pred_all = run.predictions(space.ref.split, space.ref.view)
-    obs = st.observations.reshape(space.shape)
-    events = np.where(obs > 0, st.forgetting_events.reshape(space.shape), 0)
+    obs = st["observations"].reshape(space.shape)
+    events = np.where(obs > 0, st["forgetting_events"].reshape(space.shape), 0)
     return {
-        "stats": st,
         "labels": labels,
         "seismic": seismic,
         "prediction": None if pred_all is None else np.asarray(pred_all[section]),
         "events": events,
     }
-
-
-def _image_arrays(run: RunReader, space: _Space, section: int) -> dict[str, Any]:
-    """The four images' arrays of a section (read once), without its statistics."""
-    arrays = _section_arrays(run, space, section)
-    return {k: arrays[k] for k in ("seismic", "labels", "prediction", "events")}
 
 
 def _axis_labels(view: str) -> dict[str, str]:
@@ -689,8 +684,11 @@ def _write_figures(
                 "Look for colour along the cyan label boundaries and compare it with where the "
                 "final prediction (right) is wrong.",
             )
-            if has_history and not gif_done and a["stats"].history is not None:
-                hist = a["stats"].correctness_history(np.arange(space.section_pixels))
+            if has_history and not gif_done:
+                st = run.load(space.ref, section, section + 1, space.section_pixels)
+                if st.history is None:
+                    continue
+                hist = st.correctness_history(np.arange(space.section_pixels))
                 F.write_correctness_gif(
                     tmp / "correctness.gif", hist, space.shape, title=f"{space.ref.view} {section}"
                 )
@@ -720,7 +718,7 @@ def _write_browser_sections(
     index = []
     for space in spaces:
         chosen = _top(section_events[space.ref.view], count)
-        arrays = [_image_arrays(run, space, s) for s in chosen]
+        arrays = [_section_arrays(run, space, s) for s in chosen]
         vmax = max(
             [
                 float(np.percentile(a["events"][a["events"] > 0], 99))

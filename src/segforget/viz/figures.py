@@ -395,16 +395,19 @@ def write_correctness_gif(
     return Path(path)
 
 
-def _png(rgb: np.ndarray, max_width: int) -> bytes:
+def _png(pixels: np.ndarray, max_width: int) -> bytes:
+    """PNG bytes of (H, W) grey or (H, W, 3) RGB uint8 pixels, at most ``max_width`` wide
+    (nearest-neighbour resize). zlib level 3: about ten times faster to encode than PIL's
+    ``optimize``, for slightly larger files."""
     from PIL import Image
 
-    img = Image.fromarray(rgb)
+    img = Image.fromarray(pixels)
     if img.width > max_width:
         img = img.resize(
             (max_width, max(1, round(img.height * max_width / img.width))), Image.NEAREST
         )
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 
@@ -427,7 +430,7 @@ def section_images(
     grey = (np.clip((seismic - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
     grey_rgb = np.repeat(grey[..., None], 3, axis=-1)
     out = {
-        "seismic": _png(grey_rgb, max_width),
+        "seismic": _png(grey, max_width),
         "labels": _png(_label_rgb(labels, num_classes), max_width),
     }
     if prediction is not None:
