@@ -257,3 +257,23 @@ def test_label_issue_benchmark_pairs_every_score_with_cleanlab_by_survey():
     assert a["ci95"] == pytest.approx([diff.mean() - half, diff.mean() + half])
     b = paired[1]  # identical to the reference: no difference, no win
     assert b["mean"] == 0 and b["wins"] == 0
+
+
+def test_store_reads_benchmark_runs_on_a_tiny_store(tmp_path):
+    """Both read patterns run on a small store and read the same values (the script asserts
+    it) before the ratio is printed."""
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    from bench_store_reads import build
+
+    store = build(tmp_path, sections=4, height=5, width=6)
+    script = SCRIPTS[0].parent / "bench_store_reads.py"
+    args = ["--store", str(store), "--section-pixels", "30", "--chunk-pixels", "60"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "120 pixels, 2 chunks of 60 pixels" in done.stdout
+    assert "ratio verify_while_reading / verify_then_read:" in done.stdout
