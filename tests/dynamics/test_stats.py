@@ -304,3 +304,23 @@ def test_read_returns_only_the_named_arrays_of_a_range(tmp_path):
     np.testing.assert_array_equal(part["history"], stats.history[:, 5:25])
     with pytest.raises(ValueError, match=r"got \['nope'\]"):
         ForgettingStats.read(tmp_path / "s", ("nope",))
+
+
+def test_store_checksums_of_a_store_with_an_empty_history(tmp_path):
+    """A (0, N) history (nothing observed yet) has the checksum of no bytes."""
+    n = 10
+    stats = ForgettingStats(
+        observations=np.zeros(n, np.int32),
+        correct=np.zeros(n, np.int32),
+        forgetting_events=np.zeros(n, np.int32),
+        switch_events=np.zeros(n, np.int32),
+        first_learned=np.full(n, -1, np.int32),
+        last_correct=np.zeros(n, bool),
+        last_prediction=np.full(n, -1, np.int16),
+        history=np.zeros((0, n), np.uint8),
+    )
+    stats.save(tmp_path / "s")
+    sums = _stats.StoreChecksums(tmp_path / "s")
+    for start in range(0, n, 4):
+        assert sums.feed(ForgettingStats.load(tmp_path / "s", pixels=slice(start, start + 4)))
+    sums.check()

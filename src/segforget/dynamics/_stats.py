@@ -365,7 +365,8 @@ class StoreChecksums:
             running = self._running.setdefault(name, [0] * rows.shape[0])
             for row, values in enumerate(rows):
                 running[row] = zlib.crc32(np.ascontiguousarray(values).view(np.uint8), running[row])
-            self._row_bytes[name] = self._row_bytes.get(name, 0) + rows[0].nbytes
+            row_bytes = rows.shape[1] * rows.dtype.itemsize
+            self._row_bytes[name] = self._row_bytes.get(name, 0) + row_bytes
         self.position += stats.num_pixels
         return True
 
@@ -382,7 +383,7 @@ class StoreChecksums:
                 f"{self.position}"
             )
         for name, expected in self._expected.items():
-            rows = self._running.get(name, [0])
+            rows = self._running.get(name) or [0]  # no rows (a (0, N) array): empty bytes
             crc = rows[0]
             row_bytes = self._row_bytes.get(name, 0)
             for part in rows[1:]:  # C order: the rows one after another
