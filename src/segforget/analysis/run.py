@@ -36,8 +36,8 @@ __all__ = ["RunReader", "StoreRef", "analyze_run", "ANALYSIS_DIR"]
 #: Sub-directory of the run that :func:`analyze_run` writes (replaced as a whole).
 ANALYSIS_DIR = "analysis"
 _TRAIN_SPACE = "train"
-#: The arrays the second pass (regions) needs: the stores are re-read for nothing else.
-_PASS2_ARRAYS = ("forgetting_events", "observations")
+#: The arrays the second pass (regions) and the section images need: all they re-read.
+_EVENT_ARRAYS = ("forgetting_events", "observations")
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,7 @@ def analyze_run(
         for space in spaces:
             for start, stop in _chunks(space, chunk_pixels):
                 n = stop - start
-                st = run.read(space.ref, start, stop, space.section_pixels, _PASS2_ARRAYS)
+                st = run.read(space.ref, start, stop, space.section_pixels, _EVENT_ARRAYS)
                 labels = data.label_sections(
                     space.data_split, space.ref.view, np.arange(start, stop)
                 )
@@ -561,7 +561,7 @@ def _section_arrays(run: RunReader, space: _Space, section: int) -> dict[str, An
     """The images' arrays of one section: seismic, labels, final prediction, and forgetting
     events (0 where unobserved); of the statistics only the two arrays that needs are read."""
     data = run.data()
-    st = run.read(space.ref, section, section + 1, space.section_pixels, _PASS2_ARRAYS)
+    st = run.read(space.ref, section, section + 1, space.section_pixels, _EVENT_ARRAYS)
     labels = data.label_sections(space.data_split, space.ref.view, [section])[0]
     seismic = data.seismic_sections(space.data_split, space.ref.view, [section])[0]
     if seismic.ndim == 3:  # multi-channel images: show the mean

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,7 @@ class ForgettingStats:
 
     @classmethod
     def read(
-        cls, path: str | os.PathLike[str], names: Any, *, pixels: slice | None = None
+        cls, path: str | os.PathLike[str], names: Iterable[str], *, pixels: slice | None = None
     ) -> dict[str, np.ndarray]:
         """Some stored arrays of a pixel range, without building the statistics or checking
         checksums (call :meth:`verify` once first, or read the store through
@@ -413,7 +414,7 @@ def crc32_concat(first: int, second: int, second_length: int) -> int:
 
 
 def _read_arrays(
-    group: Any, attrs: dict[str, Any], path: Any, names: Any, pixels: slice | None
+    group: Any, attrs: dict[str, Any], path: Any, names: Iterable[str], pixels: slice | None
 ) -> tuple[int, dict[str, np.ndarray]]:
     """(start, {name: array[..., start:stop]}) of a pixel range, checked for missing chunks."""
     total = attrs["num_pixels"]
