@@ -449,3 +449,46 @@ def test_cli_first_seed(tmp_path, fake_train):
         ">= 0",
     )
     assert not (tmp_path / "b2").exists()
+
+
+def test_where_the_rare_classes_go_is_the_mean_confusion_row(tmp_path, fake_train, monkeypatch):
+    """predicted_as: each true class's row of the test confusion matrix over its sum, averaged
+    over seeds; the md names each rare class's two most frequent wrong classes."""
+    import segforget.train as train_module
+
+    fake = train_module.train
+    matrices = {}
+
+    def train_with_confusion(config, out, **kwargs):
+        metrics = fake(config, out, **kwargs)
+        rng = np.random.default_rng(config.train.seed + 7 * len(config.method.name))
+        matrix = rng.integers(0, 50, size=(6, 6)) + np.eye(6, dtype=int) * 200
+        matrices[(config.method.name, config.train.seed)] = matrix
+        metrics["test"]["confusion_matrix"] = matrix.tolist()
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr(train_module, "train", train_with_confusion)
+    out = tmp_path / "bench"
+    report = run_benchmark(out, seeds=3, methods=["baseline", "rotate"], epochs=1)
+    for entry in ("baseline", "rotate"):
+        rows = np.stack([matrices[(entry, s)] for s in range(3)]).astype(float)
+        expected = (rows / rows.sum(axis=2, keepdims=True)).mean(axis=0)  # (true, predicted)
+        got = report["summary"][entry]["predicted_as"]
+        for i, true in enumerate(CLASSES):
+            for j, other in enumerate(CLASSES):
+                assert got[true][other] == pytest.approx(expected[i, j])
+    # the md cell of rotate's zechstein: its two largest off-diagonal shares, from numpy
+    zech = CLASSES.index("zechstein")
+    row = expected[zech]  # rotate's, the last entry of the loop
+    order = [j for j in np.argsort(-row, kind="stable") if j != zech][:2]
+    text = ", ".join(f"{row[j] * 100:.1f} % as {CLASSES[j]}" for j in order)
+    md = (out / "benchmark.md").read_text()
+    assert "Where the rare classes' test pixels go" in md
+    assert "| rotate | " in md and text in md
+
+
+def test_markdown_has_no_confusion_table_without_matrices(tmp_path, fake_train):
+    report = run_benchmark(tmp_path / "b", seeds=1, methods=["baseline"], epochs=1)
+    assert report["summary"]["baseline"]["predicted_as"] == {}
+    assert "Where the rare classes" not in (tmp_path / "b" / "benchmark.md").read_text()

@@ -193,11 +193,43 @@ def _run_result(run_dir: Path, threshold: int, wall_s: float) -> dict[str, Any]:
         "pixel_accuracy": test["pixel_accuracy"],
         "class_accuracy": dict(test["class_accuracy"]),
         "class_iou": dict(test["class_iou"]),
+        "predicted_as": _predicted_as(test.get("confusion_matrix"), list(test["class_accuracy"])),
         "frequently_forgotten": frequent,
         "frequently_forgotten_fraction": frequent / observed if observed else None,
         "never_learned": never,
         "observed_pixels": observed,
         "wall_s": wall_s,
+    }
+
+
+def _predicted_as(
+    confusion: Sequence[Sequence[float]] | None, classes: Sequence[str]
+) -> dict[str, dict[str, float]] | None:
+    """Per true class, the share of its test pixels predicted as each class (a row of the
+    confusion matrix, rows = true class, divided by its sum); None without a matrix."""
+    if confusion is None:
+        return None
+    matrix = np.asarray(confusion, dtype=np.float64)
+    if matrix.shape != (len(classes), len(classes)):
+        return None
+    shares = {}
+    for i, name in enumerate(classes):
+        total = matrix[i].sum()
+        if total > 0:
+            shares[name] = {other: float(matrix[i, j] / total) for j, other in enumerate(classes)}
+    return shares
+
+
+def _mean_predicted_as(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per true class and predicted class, the mean share over the runs that have it."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for result in results:
+        for true, row in (result.get("predicted_as") or {}).items():
+            for other, share in row.items():
+                found.setdefault(true, {}).setdefault(other, []).append(share)
+    return {
+        true: {other: float(np.mean(values)) for other, values in row.items()}
+        for true, row in found.items()
     }
 
 
@@ -250,6 +282,7 @@ def summarize_runs(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         c: _mean_std([r["class_accuracy"].get(c) for r in results]) for c in classes
     }
     summary["class_iou"] = {c: _mean_std([r["class_iou"].get(c) for r in results]) for c in classes}
+    summary["predicted_as"] = _mean_predicted_as(results)
     return summary
 
 
@@ -277,6 +310,36 @@ def _paired_cell(d: Mapping[str, Any] | None, digits: int) -> str:
     if d.get("p_holm") is not None:
         text += f" (Holm {format_p(d['p_holm'])[2:]})"
     return text
+
+
+def _predicted_as_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
+    """A table of where each rare class's test pixels go: its two most frequent wrong
+    classes per method, with their mean shares over seeds (none without confusion matrices)."""
+    entries = [e for e in summary if summary[e].get("predicted_as")]
+    if not entries:
+        return []
+
+    def cell(row: Mapping[str, float] | None, name: str) -> str:
+        wrong = sorted(
+            ((share, other) for other, share in (row or {}).items() if other != name),
+            key=lambda item: (-item[0], item[1]),
+        )[:2]
+        if not wrong:
+            return "n/a"
+        return ", ".join(f"{share * 100:.1f} % as {other}" for share, other in wrong)
+
+    lines = [
+        "",
+        "Where the rare classes' test pixels go when they are wrong (the two most frequent "
+        "wrong classes; share of the class's test pixels, mean over seeds):",
+        "",
+        "| method |" + "".join(f" **{c}** |" for c in rare),
+        "|---|" + "---|" * len(rare),
+    ]
+    for entry in entries:
+        shares = summary[entry]["predicted_as"]
+        lines.append(f"| {entry} |" + "".join(f" {cell(shares.get(c), c)} |" for c in rare))
+    return lines
 
 
 def _seed_range(settings: Mapping[str, Any]) -> str:
@@ -330,6 +393,7 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
     for entry in entries:
         cells = " | ".join(_fmt(summary[entry]["class_accuracy"][c]) for c in classes)
         lines.append(f"| {entry} | {cells} |")
+    lines += _predicted_as_lines(summary, rare)
     comparisons = report.get("comparisons") or {}
     if comparisons:
         lines += ["", "Against the references (difference of means; * = beyond the spread):", ""]
