@@ -165,6 +165,19 @@ def test_entry_training_settings_reach_that_entry_only(tmp_path, fake_train, mon
     assert report["settings"]["entries"]["rot-ema"]["options"]["train"] == {"ema": 0.9}
 
 
+def test_best_entry_is_a_forgetting_aware_one(tmp_path, fake_train):
+    """`best` (the method the demo runs) skips entries of the methods blind to forgetting,
+    whatever the entry is called: `wide` (a warp variant) ties with `online` on every number."""
+    options = {"wide": {"method": "warp", "pixels": 12.0}}
+    report = run_benchmark(
+        tmp_path / "b", seeds=1, methods=["wide", "online"], options=options, epochs=1
+    )
+    wide, online = (report["summary"][e]["miou"]["mean"] for e in ("wide", "online"))
+    assert wide == pytest.approx(online)
+    assert report["best"] == "online"
+    assert fake_train[0][:2] == ("warp", {"pixels": 12.0})
+
+
 @pytest.mark.parametrize("train", [{"epochs": 3}, {"seed": 1}, {"nonsense": 1}, [("ema", 0.9)]])
 def test_entry_training_settings_cannot_change_the_budget(train):
     with pytest.raises(ValueError, match="option `train` of entry 'x'"):

@@ -62,6 +62,7 @@ def test_build_method_names_and_errors(tmp_path):
     assert set(METHOD_NAMES) == {
         "baseline",
         "rotate",
+        "warp",
         "oversample",
         "style-input",
         "style-feature",

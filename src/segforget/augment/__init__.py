@@ -8,6 +8,7 @@
 
 from segforget.augment.base import TrainingMethod
 from segforget.augment.feature import FeatureStatsMixer, find_early_stage, insert_feature_mixer
+from segforget.augment.geometry import region_centres, rotate_batch, warp_batch
 from segforget.augment.methods import (
     METHOD_NAMES,
     Anchor,
@@ -19,9 +20,9 @@ from segforget.augment.methods import (
     Rotate,
     StyleFeature,
     StyleInput,
+    Warp,
     batch_regions,
     build_method,
-    rotate_batch,
 )
 from segforget.augment.regions import RegionOptions, select_regions, select_regions_from_stats
 from segforget.augment.style import (
@@ -40,6 +41,7 @@ __all__ = [
     "RegionMethod",
     "RegionChain",
     "Rotate",
+    "Warp",
     "Oversample",
     "StyleInput",
     "StyleFeature",
@@ -47,6 +49,8 @@ __all__ = [
     "Anchor",
     "Online",
     "rotate_batch",
+    "warp_batch",
+    "region_centres",
     "batch_regions",
     "RegionOptions",
     "select_regions",

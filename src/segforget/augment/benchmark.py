@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from segforget.augment.methods import METHOD_NAMES
+from segforget.augment.methods import METHOD_NAMES, REFERENCE_METHOD_NAMES, REGION_METHOD_NAMES
 from segforget.classes import F3_RARE_CLASSES, rare_classes
 from segforget.compare import format_p, holm, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
@@ -50,7 +50,7 @@ __all__ = [
 
 DEFAULT_METHODS: tuple[str, ...] = METHOD_NAMES
 #: Methods whose regions come from a previous (baseline) run of the same seed.
-_OFFLINE = ("oversample", "style-input", "style-feature", "focus", "paste", "anchor")
+_OFFLINE = REGION_METHOD_NAMES
 #: Keys of a comparison that are not class names.
 _COMPARISON_KEYS = ("miou", "frequently_forgotten", "forgotten_change", "paired")
 
@@ -747,7 +747,8 @@ def run_benchmark(
 
     summary = {entry: summarize_runs(results[entry]) for entry in order}
     comparisons = _comparisons(summary, results, rare)
-    aware = [e for e in order if e not in ("baseline", "rotate")]
+    # the best forgetting-aware entry: not one of the methods blind to forgetting
+    aware = [e for e in order if entries.get(e, ("baseline", {}))[0] not in REFERENCE_METHOD_NAMES]
     best = max(aware, key=lambda e: summary[e]["miou"]["mean"] or -1.0, default=None)
     import torch
 

@@ -1,4 +1,4 @@
-"""Visual check of the style operators: original sections next to their augmented versions."""
+"""Visual check of the style operators and the warp: sections next to their augmented versions."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def plot_style_check(
     *,
     out: str | Path,
     titles: list[str] | None = None,
+    labels: tuple[np.ndarray, np.ndarray] | None = None,
+    ignore_index: int = 255,
 ) -> Path:
     """Save a figure: per section, original | augmented | difference, regions outlined.
 
@@ -41,6 +43,9 @@ def plot_style_check(
         regions: (B, H, W) bool, the selected regions (outlined in all panels).
         out: PNG path (written atomically).
         titles: optional per-section titles.
+        labels: optional ((B, H, W), (B, H, W)) labels before and after, for methods that
+            move them (a warp, a rotation): two more panels per section, ``ignore_index``
+            left blank.
 
     Returns:
         The path written.
@@ -49,22 +54,32 @@ def plot_style_check(
     images, augmented = np.asarray(images, float), np.asarray(augmented, float)
     regions = np.asarray(regions, bool)
     rows = images.shape[0]
+    columns = 3 if labels is None else 5
     aspect = images.shape[2] / images.shape[1]
     fig, axes = plt.subplots(
-        rows, 3, figsize=(3 * 3.2 * min(aspect, 2.0), 2.6 * rows + 0.4), squeeze=False
+        rows, columns, figsize=(columns * 3.2 * min(aspect, 2.0), 2.6 * rows + 0.4), squeeze=False
     )
+    classes = 1
+    if labels is not None:
+        before, after = (np.asarray(x) for x in labels)
+        known = np.concatenate([before[before != ignore_index], after[after != ignore_index]])
+        classes = int(known.max()) + 1 if known.size else 1
     for r in range(rows):
         limit = float(np.percentile(np.abs(images[r]), 99)) or 1.0
         diff = augmented[r] - images[r]
         diff_limit = float(np.abs(diff).max()) or 1.0
-        panels = (
-            (images[r], "gray", limit, "original"),
-            (augmented[r], "gray", limit, "augmented"),
-            (diff, "RdBu_r", diff_limit, "augmented - original"),
-        )
-        for c, (data, cmap, lim, name) in enumerate(panels):
+        panels = [
+            (images[r], "gray", (-limit, limit), "original"),
+            (augmented[r], "gray", (-limit, limit), "augmented"),
+            (diff, "RdBu_r", (-diff_limit, diff_limit), "augmented - original"),
+        ]
+        if labels is not None:
+            for name, lab in (("labels", before[r]), ("labels augmented", after[r])):
+                shown = np.ma.masked_equal(np.asarray(lab, float), ignore_index)
+                panels.append((shown, "tab10", (-0.5, max(classes, 10) - 0.5), name))
+        for c, (data, cmap, (low, high), name) in enumerate(panels):
             ax = axes[r, c]
-            ax.imshow(data, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+            ax.imshow(data, cmap=cmap, vmin=low, vmax=high, aspect="auto", interpolation="nearest")
             if regions[r].any():
                 ax.contour(regions[r], levels=[0.5], colors="yellow", linewidths=0.8)
             title = name if titles is None else f"{titles[r]}: {name}"
@@ -88,6 +103,9 @@ def style_check(
 ) -> Path:
     """Run ``method.transform_batch`` on ``batch`` and plot originals against the result.
 
+    When the method moved labels (option ``warp`` or ``rotate``), the labels before and after
+    are drawn too.
+
     Args:
         method: a region method (``StyleInput`` or ``Online`` wrapping one) with regions set.
         batch: a training batch (``image`` (B, C, H, W), ``label``, ``pixel_index``, ``view``).
@@ -98,12 +116,15 @@ def style_check(
     generator = torch.Generator().manual_seed(seed)
     augmented = method.transform_batch(dict(batch), generator=generator)
     regions = inner.batch_regions(batch)
+    moved = not torch.equal(augmented["label"], batch["label"])
     return plot_style_check(
         batch["image"][:, 0].numpy(),
         augmented["image"][:, 0].numpy(),
         regions.numpy(),
         out=out,
         titles=titles,
+        labels=(batch["label"].numpy(), augmented["label"].numpy()) if moved else None,
+        ignore_index=int(getattr(inner, "ignore_index", 255)),
     )
 
 

@@ -5,6 +5,7 @@ space, N sections.
 
 - ``baseline``       no change.
 - ``rotate``         random rotation of the batch (image bilinear, label and pixel_index nearest).
+- ``warp``           random vertical bumps: layers under a random pixel lifted or pressed down.
 - ``oversample``     sections sampled in proportion to their frequently forgotten area.
 - ``style-input``    style transfer into the frequently forgotten regions (input space).
 - ``style-feature``  channel-statistics mixing inside those regions after an early encoder stage.
@@ -31,14 +32,18 @@ from torch import nn
 
 from segforget.augment.base import TrainingMethod
 from segforget.augment.feature import FeatureStatsMixer, insert_feature_mixer
+from segforget.augment.geometry import WARP_MODES, region_centres, rotate_batch, warp_batch
 from segforget.augment.regions import RegionOptions, select_regions, select_regions_from_stats
 from segforget.augment.style import fourier_transfer, moment_match, region_moments
 from segforget.models import update_weight_average, weight_average
 
 __all__ = [
     "METHOD_NAMES",
+    "REGION_METHOD_NAMES",
+    "REFERENCE_METHOD_NAMES",
     "RegionMethod",
     "Rotate",
+    "Warp",
     "Oversample",
     "StyleInput",
     "StyleFeature",
@@ -49,12 +54,14 @@ __all__ = [
     "RegionChain",
     "build_method",
     "rotate_batch",
+    "warp_batch",
     "batch_regions",
 ]
 
 METHOD_NAMES: tuple[str, ...] = (
     "baseline",
     "rotate",
+    "warp",
     "oversample",
     "style-input",
     "style-feature",
@@ -65,7 +72,11 @@ METHOD_NAMES: tuple[str, ...] = (
 )
 
 _REGION_KEYS = ("k", "include_never_learned", "opening", "min_area", "budget", "dilate")
-_COMMON_KEYS = ("regions", "mode", "rotate", "rotate_p", "rotate_scope", *_REGION_KEYS)
+_GEOMETRY_KEYS = (
+    *("rotate", "rotate_p", "rotate_scope"),
+    *("warp", "warp_p", "warp_width", "warp_scope", "warp_mode"),
+)
+_COMMON_KEYS = ("regions", "mode", *_GEOMETRY_KEYS, *_REGION_KEYS)
 
 
 def _option(options: Mapping[str, Any], key: str, default: Any, kind: type | tuple) -> Any:
@@ -82,68 +93,6 @@ def _check_probability(key: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"Expected option `{key}` to be a probability in [0, 1], got {value!r}")
     return value
-
-
-def rotate_batch(
-    batch: dict[str, Any],
-    *,
-    degrees: float,
-    p: float | torch.Tensor,
-    generator: torch.Generator,
-    ignore_index: int = 255,
-) -> dict[str, Any]:
-    """Rotate each sample by an angle uniform in [-degrees, degrees] with probability ``p``.
-
-    ``p`` is one probability for all samples or a (B,) tensor of per-sample probabilities;
-    the random draws are the same either way (two per sample).
-
-    The image is resampled bilinearly (zero outside), ``label`` and ``pixel_index`` with the
-    nearest source pixel (``ignore_index`` and -1 outside), so observations stay on their
-    source pixels. Samples drawn not to rotate are returned bit for bit.
-
-    Args:
-        batch: ``image`` (B, C, H, W), ``label`` (B, H, W), ``pixel_index`` (B, H, W).
-
-    Returns:
-        A new dict with rotated ``image``, ``label``, ``pixel_index`` (other keys shared).
-    """
-    image, label, index = batch["image"], batch["label"], batch["pixel_index"]
-    size, _, height, width = image.shape
-    draw = torch.rand((2, size), generator=generator)
-    p = torch.as_tensor(p, dtype=draw.dtype)
-    angles = (draw[0] * 2 - 1) * degrees * (draw[1] < p)
-    if not bool((angles != 0).any()):
-        return batch
-    image, label, index = image.clone(), label.clone(), index.clone()
-    ys = torch.arange(height, dtype=torch.float64)[:, None] - (height - 1) / 2
-    xs = torch.arange(width, dtype=torch.float64)[None, :] - (width - 1) / 2
-    for b in torch.nonzero(angles).flatten().tolist():
-        rad = float(angles[b]) * np.pi / 180.0
-        cos, sin = np.cos(rad), np.sin(rad)
-        src_x = cos * xs + sin * ys + (width - 1) / 2  # (H, W)
-        src_y = -sin * xs + cos * ys + (height - 1) / 2
-        grid = torch.stack(
-            (2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1), dim=-1
-        )[None].to(image.dtype)
-        image[b] = F.grid_sample(
-            batch["image"][b : b + 1],
-            grid,
-            mode="bilinear",
-            padding_mode="zeros",
-            align_corners=True,
-        )[0]
-        near_x, near_y = src_x.round().long(), src_y.round().long()
-        inside = (near_x >= 0) & (near_x < width) & (near_y >= 0) & (near_y < height)
-        near_x, near_y = near_x.clamp(0, width - 1), near_y.clamp(0, height - 1)
-        label[b] = torch.where(
-            inside, batch["label"][b][near_y, near_x], torch.full_like(label[b], ignore_index)
-        )
-        index[b] = torch.where(
-            inside, batch["pixel_index"][b][near_y, near_x], torch.full_like(index[b], -1)
-        )
-    out = dict(batch)
-    out.update(image=image, label=label, pixel_index=index)
-    return out
 
 
 def batch_regions(
@@ -197,6 +146,61 @@ class Rotate(TrainingMethod):
         )
 
 
+def _check_warp(pixels: float, width: float, mode: str, keys: tuple[str, str, str]) -> None:
+    """``keys``: the option names of the shift, the width and the mode."""
+    pixels_key, width_key, mode_key = keys
+    if mode not in WARP_MODES:
+        raise ValueError(
+            f"Expected option `{mode_key}` to be one of {list(WARP_MODES)}, got {mode!r}"
+        )
+    if pixels < 0:
+        raise ValueError(f"Expected option `{pixels_key}` to be >= 0 (pixels), got {pixels!r}")
+    if not width > 0:
+        raise ValueError(
+            f"Expected option `{width_key}` to be > 0 (a share of the section width), got {width!r}"
+        )
+
+
+class Warp(TrainingMethod):
+    """Random vertical bumps: the layers under a random pixel lifted or pressed down.
+
+    Seismic units change depth across a survey (a salt dome rises higher in one place than in
+    another); this shows the model the same layers at other depths. See
+    :func:`segforget.augment.geometry.warp_batch`. Options: ``pixels`` (8.0, the largest
+    shift), ``width`` (0.15, the bump's lateral spread as a share of the section width),
+    ``p`` (probability per sample, 0.5), ``mode`` (``"shift"``: the layers under the centre
+    move rigidly; ``"stretch"``: they are stretched or squeezed against the unmoved bottom
+    row, so a unit at the base becomes thicker or thinner).
+    """
+
+    name = "warp"
+    option_keys = ("pixels", "width", "p", "mode")
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.pixels = _option(options, "pixels", 8.0, float)
+        self.width = _option(options, "width", 0.15, float)
+        self.p = _check_probability("p", _option(options, "p", 0.5, float))
+        self.mode = _option(options, "mode", "shift", str)
+        _check_warp(self.pixels, self.width, self.mode, ("pixels", "width", "mode"))
+        self.ignore_index = 255
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        self.ignore_index = ignore_index
+
+    def transform_batch(
+        self, batch: dict[str, Any], *, generator: torch.Generator
+    ) -> dict[str, Any]:
+        return warp_batch(
+            batch,
+            pixels=self.pixels,
+            width=self.width,
+            p=self.p,
+            generator=generator,
+            mode=self.mode,
+            ignore_index=self.ignore_index,
+        )
+
+
 class RegionMethod(TrainingMethod):
     """Base of the methods driven by frequently forgotten regions.
 
@@ -210,6 +214,12 @@ class RegionMethod(TrainingMethod):
             (0: no rotation, the default); rotate_p: probability of that rotation (0.5);
             rotate_scope: ``"all"`` samples (default) or only the samples that hold selected
             pixels (``"regions"``: the variety goes where the forgetting is).
+        warp: also bend the layers by a vertical bump of up to this many pixels, before the
+            rotation (0: none, the default; see :class:`Warp`); warp_p: its probability (0.5);
+            warp_width: the bump's lateral spread (0.15 of the section width); warp_scope:
+            ``"regions"`` (default): only the samples that hold selected pixels, the bump
+            centred on one of them; ``"all"``: every sample, centred on a random pixel;
+            warp_mode: ``"shift"`` (default) or ``"stretch"`` (see :class:`Warp`).
     """
 
     option_keys: tuple[str, ...] = _COMMON_KEYS
@@ -240,6 +250,21 @@ class RegionMethod(TrainingMethod):
             raise ValueError(
                 "Expected option `rotate_scope` to be 'all' or 'regions', "
                 f"got {self.rotate_scope!r}"
+            )
+        self.warp_pixels = _option(options, "warp", 0.0, float)
+        self.warp_p = _check_probability("warp_p", _option(options, "warp_p", 0.5, float))
+        self.warp_width = _option(options, "warp_width", 0.15, float)
+        self.warp_mode = _option(options, "warp_mode", "shift", str)
+        _check_warp(
+            self.warp_pixels,
+            self.warp_width,
+            self.warp_mode,
+            ("warp", "warp_width", "warp_mode"),
+        )
+        self.warp_scope = _option(options, "warp_scope", "regions", str)
+        if self.warp_scope not in ("all", "regions"):
+            raise ValueError(
+                f"Expected option `warp_scope` to be 'all' or 'regions', got {self.warp_scope!r}"
             )
         self.regions: dict[str, torch.Tensor] = {}
         self.section_shapes: dict[str, tuple[int, int]] = {}
@@ -315,7 +340,10 @@ class RegionMethod(TrainingMethod):
             self.regions.get(view), batch["pixel_index"], batch["label"], self.ignore_index
         )
 
-    def _maybe_rotate(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+    def _vary_geometry(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        """The geometric variety of options ``warp`` and ``rotate``, in that order (each
+        takes no random draws when it is off, so runs without it are unchanged)."""
+        batch = self._maybe_warp(batch, generator)
         if self.rotate_degrees <= 0:
             return batch
         p: float | torch.Tensor = self.rotate_p
@@ -327,6 +355,25 @@ class RegionMethod(TrainingMethod):
             degrees=self.rotate_degrees,
             p=p,
             generator=generator,
+            ignore_index=self.ignore_index,
+        )
+
+    def _maybe_warp(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        if self.warp_pixels <= 0:
+            return batch
+        p: float | torch.Tensor = self.warp_p
+        centres = None
+        if self.warp_scope == "regions":
+            centres = region_centres(self.batch_regions(batch), generator)  # (B, 2)
+            p = (centres[:, 0] >= 0).to(torch.float32) * self.warp_p
+        return warp_batch(
+            batch,
+            pixels=self.warp_pixels,
+            width=self.warp_width,
+            p=p,
+            generator=generator,
+            centres=centres,
+            mode=self.warp_mode,
             ignore_index=self.ignore_index,
         )
 
@@ -384,7 +431,7 @@ class Oversample(RegionMethod):
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
     ) -> dict[str, Any]:
-        return self._maybe_rotate(batch, generator)
+        return self._vary_geometry(batch, generator)
 
 
 class StyleInput(RegionMethod):
@@ -545,7 +592,7 @@ class StyleInput(RegionMethod):
                         )
             batch = dict(batch)
             batch["image"] = styled
-        return self._maybe_rotate(batch, generator)
+        return self._vary_geometry(batch, generator)
 
 
 class StyleFeature(RegionMethod):
@@ -572,7 +619,7 @@ class StyleFeature(RegionMethod):
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
     ) -> dict[str, Any]:
-        batch = self._maybe_rotate(batch, generator)
+        batch = self._vary_geometry(batch, generator)
         # regions after rotation, so the mask matches what the model sees
         self.mixer.set_context(self.batch_regions(batch), generator)
         return batch
@@ -602,7 +649,7 @@ class Focus(RegionMethod):
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
     ) -> dict[str, Any]:
-        return self._maybe_rotate(batch, generator)
+        return self._vary_geometry(batch, generator)
 
     def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
         if not self.regions:
@@ -649,7 +696,7 @@ class Paste(RegionMethod):
             out["image"][b][:, mask] = batch["image"][donor][:, mask]
             out["label"][b][mask] = batch["label"][donor][mask]
             out["pixel_index"][b][mask] = batch["pixel_index"][donor][mask]
-        return self._maybe_rotate(out if out is not None else batch, generator)
+        return self._vary_geometry(out if out is not None else batch, generator)
 
 
 class Anchor(RegionMethod):
@@ -687,7 +734,7 @@ class Anchor(RegionMethod):
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
     ) -> dict[str, Any]:
-        return self._maybe_rotate(batch, generator)
+        return self._vary_geometry(batch, generator)
 
     def extra_loss(
         self, batch: dict[str, Any], image: torch.Tensor, logits: torch.Tensor
@@ -864,7 +911,8 @@ class Online(TrainingMethod):
 class RegionChain(RegionMethod):
     """Several region methods on the same regions, e.g. ``oversample+focus``: sampling
     weights and loss weights multiply, batch changes and model wrappers apply in order. Each
-    member gets the options it knows; ``rotate`` is applied once, by the last member."""
+    member gets the options it knows; ``rotate`` and ``warp`` are applied once, by the
+    last member."""
 
     def __init__(self, members: list[RegionMethod]) -> None:
         if len(members) < 2:
@@ -961,7 +1009,8 @@ def _build_region_method(
         keys = _REGION_METHODS[name].option_keys
         own = {k: v for k, v in options.items() if k in keys}
         if position < len(names) - 1:
-            own.pop("rotate", None)  # rotate once, at the end
+            own.pop("rotate", None)  # rotate and warp once, at the end
+            own.pop("warp", None)
         members.append(_REGION_METHODS[name](own, online=online))
     return RegionChain(members)
 
@@ -974,6 +1023,13 @@ _REGION_METHODS: dict[str, type[RegionMethod]] = {
     "paste": Paste,
     "anchor": Anchor,
 }
+
+
+#: The methods that read their regions from a previous run (option ``regions``).
+REGION_METHOD_NAMES: tuple[str, ...] = tuple(_REGION_METHODS)
+#: The methods that do not look at forgetting at all: the references a forgetting-aware method
+#: is measured against.
+REFERENCE_METHOD_NAMES: tuple[str, ...] = ("baseline", "rotate", "warp")
 
 
 def build_method(name: str, options: Mapping[str, Any] | None = None) -> TrainingMethod:
@@ -1004,6 +1060,8 @@ def build_method(name: str, options: Mapping[str, Any] | None = None) -> Trainin
         allowed = ()
     elif name == "rotate":
         allowed = Rotate.option_keys
+    elif name == "warp":
+        allowed = Warp.option_keys
     elif name == "online":
         inner = options.get("inner", "style-input")
         parts = [p for p in (inner.split("+") if isinstance(inner, str) else []) if p]
@@ -1021,6 +1079,8 @@ def build_method(name: str, options: Mapping[str, Any] | None = None) -> Trainin
         return TrainingMethod()
     if name == "rotate":
         return Rotate(options)
+    if name == "warp":
+        return Warp(options)
     if name == "online":
         return Online(options)
     return _REGION_METHODS[name](options)

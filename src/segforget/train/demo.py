@@ -97,12 +97,13 @@ def train_method(
     Returns:
         The new run's metrics.
     """
+    from segforget.augment.methods import REGION_METHOD_NAMES
     from segforget.train.loop import read_config
 
     config = read_config(baseline)
     config.method.name = method
     config.method.options = {"regions": str(baseline), **(options or {})}
-    if method in ("baseline", "rotate", "online"):  # these take no regions from a previous run
+    if method not in REGION_METHOD_NAMES:  # the others take no regions from a previous run
         config.method.options.pop("regions")
     return train(config, out, force=force, console=console)
 

@@ -1,0 +1,245 @@
+"""Geometric changes of a training batch that keep every observation on its source pixel.
+
+Shape legend: B batch, C channels, H depth, W lateral.
+
+Both operators map each output pixel to a source position of the same sample: the image is
+resampled bilinearly (zero outside the section), ``label`` and ``pixel_index`` take the
+nearest source pixel (``ignore_index`` and -1 outside), so the tracker still counts each
+prediction against the pixel it came from.
+
+- :func:`rotate_batch`  a rotation about the section's centre.
+- :func:`warp_batch`    a vertical bump: the layers under a centre pixel lifted or pressed down,
+                        bending back to the unmoved top row (a dome made higher or lower), and
+                        in mode ``"stretch"`` back to the unmoved bottom row too (a unit at the
+                        base made thicker or thinner).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["WARP_MODES", "rotate_batch", "warp_batch", "warp_displacement", "region_centres"]
+
+#: How :func:`warp_displacement` treats the layers under the centre: moved rigidly, or stretched
+#: between the centre and the unmoved bottom row.
+WARP_MODES: tuple[str, ...] = ("shift", "stretch")
+
+#: A warp's shift is at most this share of the centre's depth, so that depth stays monotone
+#: along every trace (layers bend, they never fold over): see :func:`warp_displacement`.
+_MONOTONE_SHARE = 0.6
+
+
+def _resample(
+    batch: dict[str, Any],
+    sources: dict[int, tuple[torch.Tensor, torch.Tensor]],
+    ignore_index: int,
+) -> dict[str, Any]:
+    """Resample the samples named in ``sources`` at their (src_x, src_y) positions.
+
+    Args:
+        batch: ``image`` (B, C, H, W), ``label`` (B, H, W), ``pixel_index`` (B, H, W).
+        sources: sample -> (src_x, src_y), each (H, W) float64 in pixel units.
+
+    Returns:
+        A new dict (other keys shared); samples not in ``sources`` are copied bit for bit.
+    """
+    if not sources:
+        return batch
+    image, label, index = batch["image"].clone(), batch["label"].clone(), batch["pixel_index"]
+    index = index.clone()
+    _, _, height, width = image.shape
+    for b, (src_x, src_y) in sources.items():
+        grid = torch.stack(
+            (2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1), dim=-1
+        )[None].to(image.dtype)
+        image[b] = F.grid_sample(
+            batch["image"][b : b + 1],
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )[0]
+        near_x, near_y = src_x.round().long(), src_y.round().long()
+        inside = (near_x >= 0) & (near_x < width) & (near_y >= 0) & (near_y < height)
+        near_x, near_y = near_x.clamp(0, width - 1), near_y.clamp(0, height - 1)
+        label[b] = torch.where(
+            inside, batch["label"][b][near_y, near_x], torch.full_like(label[b], ignore_index)
+        )
+        index[b] = torch.where(
+            inside, batch["pixel_index"][b][near_y, near_x], torch.full_like(index[b], -1)
+        )
+    out = dict(batch)
+    out.update(image=image, label=label, pixel_index=index)
+    return out
+
+
+def rotate_batch(
+    batch: dict[str, Any],
+    *,
+    degrees: float,
+    p: float | torch.Tensor,
+    generator: torch.Generator,
+    ignore_index: int = 255,
+) -> dict[str, Any]:
+    """Rotate each sample by an angle uniform in [-degrees, degrees] with probability ``p``.
+
+    ``p`` is one probability for all samples or a (B,) tensor of per-sample probabilities;
+    the random draws are the same either way (two per sample).
+
+    The image is resampled bilinearly (zero outside), ``label`` and ``pixel_index`` with the
+    nearest source pixel (``ignore_index`` and -1 outside), so observations stay on their
+    source pixels. Samples drawn not to rotate are returned bit for bit.
+
+    Args:
+        batch: ``image`` (B, C, H, W), ``label`` (B, H, W), ``pixel_index`` (B, H, W).
+
+    Returns:
+        A new dict with rotated ``image``, ``label``, ``pixel_index`` (other keys shared).
+    """
+    size, _, height, width = batch["image"].shape
+    draw = torch.rand((2, size), generator=generator)
+    p = torch.as_tensor(p, dtype=draw.dtype)
+    angles = (draw[0] * 2 - 1) * degrees * (draw[1] < p)
+    ys = torch.arange(height, dtype=torch.float64)[:, None] - (height - 1) / 2
+    xs = torch.arange(width, dtype=torch.float64)[None, :] - (width - 1) / 2
+    sources = {}
+    for b in torch.nonzero(angles).flatten().tolist():
+        rad = float(angles[b]) * np.pi / 180.0
+        cos, sin = np.cos(rad), np.sin(rad)
+        src_x = cos * xs + sin * ys + (width - 1) / 2  # (H, W)
+        src_y = -sin * xs + cos * ys + (height - 1) / 2
+        sources[b] = (src_x, src_y)
+    return _resample(batch, sources, ignore_index)
+
+
+def warp_displacement(
+    height: int,
+    width: int,
+    *,
+    shift: float,
+    row: int,
+    column: int,
+    spread: float,
+    mode: str = "shift",
+) -> torch.Tensor:
+    """The vertical source offset of :func:`warp_batch` for one sample.
+
+    ``offset[y, x] = shift * g(x) * h(y)``: ``g(x) = exp(-(x - column)² / (2 spread²))`` (a
+    Gaussian bump across the section) and ``h(y) = sin²(π y / (2 row))`` above ``row`` (0 at
+    the top row, rising smoothly to 1). At and below ``row``, mode ``"shift"``: ``h = 1``, the
+    layers there move rigidly; mode ``"stretch"``: ``h`` falls linearly to 0 at the bottom row,
+    which stays, so the layers between ``row`` and the bottom are stretched (a positive shift:
+    a unit at the base shown thicker, its top higher) or squeezed. The output pixel (y, x)
+    shows the source pixel (y + offset, x): a positive shift lifts the layers under the centre
+    (a higher dome), a negative one presses them down.
+
+    The shift is clipped so that ``y + offset`` increases along every trace (layers bend,
+    they never fold over): to ``0.6 * row`` in size in mode ``"shift"``; to
+    ``[-0.6 * row, 0.6 * (height - 1 - row)]`` in mode ``"stretch"``.
+
+    Returns:
+        (H, W) float64.
+    """
+    if mode not in WARP_MODES:
+        raise ValueError(f"Expected `mode` to be one of {list(WARP_MODES)}, got {mode!r}")
+    low, high = -_MONOTONE_SHARE * row, _MONOTONE_SHARE * row
+    if mode == "stretch":
+        high = _MONOTONE_SHARE * (height - 1 - row)
+    shift = max(low, min(high, float(shift)))
+    xs = torch.arange(width, dtype=torch.float64)
+    ys = torch.arange(height, dtype=torch.float64)
+    across = torch.exp(-((xs - column) ** 2) / (2 * max(spread, 1e-6) ** 2))
+    above = torch.sin(math.pi * ys / (2 * max(row, 1))) ** 2
+    if mode == "stretch":
+        below = (height - 1 - ys) / max(height - 1 - row, 1)
+    else:
+        below = torch.ones_like(ys)
+    down = torch.where(ys >= row, below, above)
+    return shift * down[:, None] * across[None, :]
+
+
+def warp_batch(
+    batch: dict[str, Any],
+    *,
+    pixels: float,
+    width: float,
+    p: float | torch.Tensor,
+    generator: torch.Generator,
+    centres: torch.Tensor | None = None,
+    mode: str = "shift",
+    ignore_index: int = 255,
+) -> dict[str, Any]:
+    """Lift or press down the layers of each sample around a centre, with probability ``p``.
+
+    Per sample, four draws (taken whatever ``p`` and ``centres`` are): the shift, uniform in
+    [-pixels, pixels]; whether to warp (``< p``); the centre's row and column, uniform over
+    the section, used where ``centres`` gives none. See :func:`warp_displacement` for the
+    bump; its lateral spread is ``width`` times the section width.
+
+    Args:
+        batch: ``image`` (B, C, H, W), ``label`` (B, H, W), ``pixel_index`` (B, H, W).
+        pixels: the largest shift in pixels (>= 0).
+        width: the bump's lateral standard deviation as a share of W (> 0).
+        p: one probability, or a (B,) tensor of per-sample probabilities.
+        centres: optional (B, 2) int64 (row, column) per sample; a negative row means none
+            (that sample's centre is drawn).
+        mode: ``"shift"`` or ``"stretch"`` (see :func:`warp_displacement`).
+
+    Returns:
+        A new dict with warped ``image``, ``label``, ``pixel_index`` (other keys shared);
+        samples drawn not to warp are returned bit for bit.
+    """
+    if mode not in WARP_MODES:
+        raise ValueError(f"Expected `mode` to be one of {list(WARP_MODES)}, got {mode!r}")
+    size, _, height, width_px = batch["image"].shape
+    draw = torch.rand((4, size), generator=generator)
+    p = torch.as_tensor(p, dtype=draw.dtype)
+    shifts = (draw[0] * 2 - 1) * pixels * (draw[1] < p)
+    rows = (draw[2] * height).long().clamp(max=height - 1)
+    columns = (draw[3] * width_px).long().clamp(max=width_px - 1)
+    if centres is not None:
+        given = centres[:, 0] >= 0
+        rows = torch.where(given, centres[:, 0], rows)
+        columns = torch.where(given, centres[:, 1], columns)
+    ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width_px)
+    xs = torch.arange(width_px, dtype=torch.float64)[None, :].expand(height, width_px)
+    sources = {}
+    for b in torch.nonzero(shifts).flatten().tolist():
+        offset = warp_displacement(
+            height,
+            width_px,
+            shift=float(shifts[b]),
+            row=int(rows[b]),
+            column=int(columns[b]),
+            spread=width * width_px,
+            mode=mode,
+        )
+        if bool((offset != 0).any()):
+            sources[b] = (xs, ys + offset)
+    return _resample(batch, sources, ignore_index)
+
+
+def region_centres(regions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One selected pixel per sample, uniform over the sample's selected pixels.
+
+    Args:
+        regions: (B, H, W) bool.
+
+    Returns:
+        (B, 2) int64 (row, column); (-1, -1) for a sample without selected pixels. One draw
+        per sample, taken whether or not it has any.
+    """
+    size, _, width = regions.shape
+    draw = torch.rand(size, generator=generator)
+    out = torch.full((size, 2), -1, dtype=torch.long)
+    for b in range(size):
+        flat = torch.nonzero(regions[b].flatten()).flatten()
+        if flat.numel():
+            pick = int(flat[min(int(draw[b] * flat.numel()), flat.numel() - 1)])
+            out[b, 0], out[b, 1] = pick // width, pick % width
+    return out

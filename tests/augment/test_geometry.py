@@ -1,0 +1,245 @@
+"""Geometric batch changes: the vertical warp against a numpy reference, pixel identity,
+layer order, the centre draw, and the warp options of the region methods."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segforget.augment import build_method, region_centres, rotate_batch, warp_batch
+from segforget.augment.geometry import warp_displacement
+
+N, H, W = 5, 40, 48
+
+
+def _layered_batch(sections=(0, 2, 3)):
+    """Horizontal layers of 8 rows (classes 0-4), image = 10 x class, pixel_index over N x H x W."""
+    labels = (torch.arange(H) // 8)[:, None].expand(H, W)
+    idx = torch.as_tensor(sections)
+    label = labels[None].repeat(len(sections), 1, 1).clone()
+    return {
+        "image": label[:, None].float() * 10,
+        "label": label,
+        "pixel_index": idx[:, None, None] * H * W + torch.arange(H * W).view(H, W),
+        "view": ["inline"] * len(sections),
+    }
+
+
+def _reference_offset(shift, row, column, spread, mode="shift"):
+    """warp_displacement's formula, written out in numpy."""
+    high = 0.6 * (row if mode == "shift" else H - 1 - row)
+    shift = float(np.clip(shift, -0.6 * row, high))
+    y = np.arange(H, dtype=float)[:, None]
+    x = np.arange(W, dtype=float)[None, :]
+    across = np.exp(-((x - column) ** 2) / (2 * spread**2))
+    below = 1.0 if mode == "shift" else (H - 1 - y) / (H - 1 - row)
+    down = np.where(y >= row, below, np.sin(np.pi * y / (2 * max(row, 1))) ** 2)
+    return shift * down * across
+
+
+def test_warp_displacement_hand_computed_values():
+    d = warp_displacement(H, W, shift=6.0, row=30, column=20, spread=4.0).numpy()
+    assert d.shape == (H, W)
+    assert (d[0] == 0).all()  # the top row never moves
+    assert d[30, 20] == 6.0 and d[H - 1, 20] == 6.0  # rigid at and below the centre row
+    assert d[15, 20] == pytest.approx(6.0 * math.sin(math.pi / 4) ** 2)  # halfway up: 3.0
+    assert d[30, 24] == pytest.approx(6.0 * math.exp(-0.5))  # one spread to the side
+    assert d == pytest.approx(_reference_offset(6.0, 30, 20, 4.0))
+    # the shift is clipped to 0.6 of the centre's depth: depth stays increasing on every trace
+    clipped = warp_displacement(H, W, shift=-50.0, row=10, column=5, spread=8.0).numpy()
+    assert clipped.min() == pytest.approx(-6.0)
+    assert (np.diff(np.arange(H)[:, None] + clipped, axis=0) > 0).all()
+
+
+def test_stretch_displacement_hand_computed_values():
+    d = warp_displacement(H, W, shift=4.0, row=29, column=20, spread=4.0, mode="stretch")
+    d = d.numpy()
+    assert (d[0] == 0).all() and (d[H - 1] == 0).all()  # top and bottom rows stay
+    assert d[29, 20] == 4.0 and d[34, 20] == pytest.approx(2.0)  # linear to the bottom
+    assert d == pytest.approx(_reference_offset(4.0, 29, 20, 4.0, "stretch"))
+    # a lift is clipped to 0.6 of the rows below the centre, a press to 0.6 of those above
+    lift = warp_displacement(H, W, shift=20.0, row=29, column=20, spread=4.0, mode="stretch")
+    press = warp_displacement(H, W, shift=-40.0, row=29, column=20, spread=4.0, mode="stretch")
+    assert lift.max() == pytest.approx(6.0) and press.min() == pytest.approx(-17.4)
+    for offset in (lift.numpy(), press.numpy()):
+        assert (np.diff(np.arange(H)[:, None] + offset, axis=0) > 0).all()
+    with pytest.raises(ValueError, match="`mode` to be one of"):
+        warp_displacement(H, W, shift=1.0, row=5, column=5, spread=2.0, mode="bend")
+
+
+def test_stretch_makes_the_base_unit_thicker_and_pulls_nothing_from_outside():
+    batch = _layered_batch()  # class 4 in rows 32-39: the unit at the base
+    out = warp_batch(
+        batch,
+        pixels=5.0,
+        width=0.2,
+        p=1.0,
+        generator=torch.Generator().manual_seed(0),
+        centres=torch.tensor([[30, 24]] * 3),
+        mode="stretch",
+    )
+    shifts = (torch.rand((4, 3), generator=torch.Generator().manual_seed(0))[0] * 2 - 1) * 5.0
+    assert (out["label"] != 255).all() and (out["pixel_index"] >= 0).all()
+    for b in range(3):
+        base = (out["label"][b] == 4).sum(dim=0)  # the unit's thickness per trace
+        assert base[0] == 8  # far from the bump: as before
+        assert (base[24] > 8) == bool(shifts[b] > 1.0)
+        assert (base[24] < 8) == bool(shifts[b] < -1.0)
+
+
+@pytest.mark.parametrize("mode", ["shift", "stretch"])
+def test_warp_matches_a_numpy_reference_and_keeps_pixel_identity(mode):
+    batch = _layered_batch()
+    centres = torch.tensor([[30, 20], [-1, -1], [12, 40]])
+    out = warp_batch(
+        batch,
+        pixels=7.0,
+        width=0.2,
+        p=1.0,
+        generator=torch.Generator().manual_seed(4),
+        centres=centres,
+        mode=mode,
+    )
+    draw = torch.rand((4, 3), generator=torch.Generator().manual_seed(4)).numpy()
+    for b in range(3):
+        shift = (draw[0, b] * 2 - 1) * 7.0
+        row, col = centres[b].tolist()
+        if row < 0:  # drawn
+            row, col = int(draw[2, b] * H), int(draw[3, b] * W)
+        src_y = np.arange(H)[:, None] + _reference_offset(shift, row, col, 0.2 * W, mode)
+        near = np.round(src_y).astype(int)
+        inside = (near >= 0) & (near < H)
+        source = batch["label"][b].numpy()[near.clip(0, H - 1), np.arange(W)[None, :]]
+        want = np.where(inside, source, 255)
+        np.testing.assert_array_equal(out["label"][b].numpy(), want)
+        assert (out["label"][b] != batch["label"][b]).any()
+        valid = out["pixel_index"][b] >= 0
+        np.testing.assert_array_equal(valid.numpy(), inside)
+        labels = batch["label"][0].reshape(-1)  # every section has the same layers
+        local = out["pixel_index"][b][valid] - [0, 2, 3][b] * H * W
+        assert torch.equal(out["label"][b][valid], labels[local])
+        # the image moved with the same geometry: whole-pixel samples agree with the labels
+        whole = valid & (out["image"][b, 0] % 10 == 0)
+        assert whole.float().mean() > 0.8
+        assert torch.equal(out["image"][b, 0][whole] / 10, out["label"][b][whole].float())
+        # layers bend, they never fold: labels still increase down every trace
+        lab = out["label"][b].numpy()
+        for x in range(W):
+            column = lab[:, x][lab[:, x] != 255]
+            assert (np.diff(column) >= 0).all()
+
+
+def test_warp_probability_and_draws():
+    batch = _layered_batch()
+    assert warp_batch(batch, pixels=8.0, width=0.2, p=0.0, generator=torch.Generator()) is batch
+    every = warp_batch(
+        batch, pixels=8.0, width=0.2, p=1.0, generator=torch.Generator().manual_seed(1)
+    )
+    some = warp_batch(
+        batch,
+        pixels=8.0,
+        width=0.2,
+        p=torch.tensor([0.0, 1.0, 0.0]),
+        generator=torch.Generator().manual_seed(1),
+    )
+    for b, warped in ((0, False), (1, True), (2, False)):
+        want = every if warped else batch
+        for key in ("image", "label", "pixel_index"):
+            assert torch.equal(some[key][b], want[key][b])
+    assert not torch.equal(every["label"][0], batch["label"][0])
+
+
+def test_region_centres_are_uniform_over_the_selected_pixels():
+    regions = torch.zeros((3, H, W), dtype=torch.bool)
+    regions[0, 5:7, 10:12] = True  # 4 pixels
+    regions[2, 39, 47] = True
+    generator = torch.Generator().manual_seed(0)
+    picks = [region_centres(regions, generator) for _ in range(800)]
+    assert all(p[1].tolist() == [-1, -1] and p[2].tolist() == [39, 47] for p in picks)
+    seen = np.array([p[0].tolist() for p in picks])
+    assert set(map(tuple, seen)) == {(5, 10), (5, 11), (6, 10), (6, 11)}
+    counts = np.unique(seen, axis=0, return_counts=True)[1]
+    assert counts.min() > 150 and counts.max() < 250  # 200 each expected (sd ~12)
+
+
+def _focus(**options):
+    method = build_method("online", {"inner": "focus", "warp_p": 1.0, **options}).inner
+    method.setup(data=None, num_classes=5, ignore_index=255, seed=0)
+    region = np.zeros((N, H, W), dtype=bool)
+    region[2, 30:33, 20:24] = True  # only section 2 holds selected pixels
+    method.set_regions("inline", region.reshape(-1), (H, W))
+    return method
+
+
+@pytest.mark.parametrize("scope", ["all", "regions"])
+def test_warp_scope_of_the_region_methods(scope):
+    method = _focus(warp=8.0, warp_scope=scope)
+    batch = _layered_batch()  # sections 0, 2, 3
+    out = method.transform_batch(batch, generator=torch.Generator().manual_seed(2))
+    changed = [not torch.equal(out["label"][b], batch["label"][b]) for b in range(3)]
+    assert changed == ([True, True, True] if scope == "all" else [False, True, False])
+    if scope == "regions":
+        # the bump is centred on a selected pixel (columns 20-23): the moved pixels too
+        moved = (out["label"][1] != batch["label"][1]).sum(dim=0).double()
+        centre = float((moved * torch.arange(W)).sum() / moved.sum())
+        assert 20 <= centre <= 23 and moved[:4].sum() == 0 and moved[-8:].sum() == 0
+
+
+def test_warp_off_changes_nothing_and_leaves_the_rotation_draws_alone():
+    batch = _layered_batch()
+    method = _focus(rotate=15.0, rotate_p=1.0)
+    out = method.transform_batch(batch, generator=torch.Generator().manual_seed(5))
+    want = rotate_batch(batch, degrees=15.0, p=1.0, generator=torch.Generator().manual_seed(5))
+    for key in ("image", "label", "pixel_index"):
+        assert torch.equal(out[key], want[key])
+
+
+def test_warp_options_and_errors():
+    plain = build_method("warp", {"pixels": 5, "width": 0.3, "p": 1.0})
+    assert (plain.pixels, plain.width, plain.p) == (5.0, 0.3, 1.0)
+    batch = _layered_batch()
+    out = plain.transform_batch(batch, generator=torch.Generator().manual_seed(0))
+    want = warp_batch(batch, pixels=5.0, width=0.3, p=1.0, generator=torch.Generator())
+    assert out["label"].shape == want["label"].shape
+    with pytest.raises(ValueError, match="`pixels` to be >= 0"):
+        build_method("warp", {"pixels": -1.0})
+    with pytest.raises(ValueError, match="`width` to be > 0"):
+        build_method("warp", {"width": 0.0})
+    with pytest.raises(ValueError, match="unknown \\['warp'\\]"):
+        build_method("warp", {"warp": 3.0})
+    with pytest.raises(ValueError, match="`warp_scope` to be 'all' or 'regions'"):
+        build_method("online", {"inner": "focus", "warp": 3.0, "warp_scope": "some"})
+    with pytest.raises(ValueError, match="`warp_width` to be > 0"):
+        build_method("online", {"inner": "focus", "warp": 3.0, "warp_width": -0.1})
+    with pytest.raises(ValueError, match="`mode` to be one of \\['shift', 'stretch'\\]"):
+        build_method("warp", {"mode": "bend"})
+    with pytest.raises(ValueError, match="`warp_mode` to be one of"):
+        build_method("online", {"inner": "focus", "warp": 3.0, "warp_mode": "bend"})
+    assert build_method("warp", {"mode": "stretch"}).mode == "stretch"
+    assert build_method("online", {"inner": "focus", "warp_mode": "stretch"}).inner.warp_mode == (
+        "stretch"
+    )
+    with pytest.raises(ValueError, match="`warp_p` to be a probability"):
+        build_method("online", {"inner": "focus", "warp": 3.0, "warp_p": 2.0})
+    # a chain warps once, in its last member
+    chain = build_method("online", {"inner": "oversample+focus", "warp": 4.0}).inner
+    assert [m.warp_pixels for m in chain.members] == [0.0, 4.0]
+
+
+def test_visual_check_draws_the_labels_when_the_warp_moved_them(tmp_path):
+    from PIL import Image
+
+    from segforget.augment.figures import style_check
+
+    batch = _layered_batch()
+    widths = {}
+    for warp in (0.0, 8.0):
+        method = _focus(warp=warp, warp_scope="all")
+        out = style_check(method, batch, out=tmp_path / f"w{warp}.png", seed=1)
+        with Image.open(out) as image:
+            widths[warp] = image.size[0]
+    # 5 panels per section (labels before and after) against 3
+    assert widths[8.0] / widths[0.0] == pytest.approx(5 / 3, rel=0.05)
