@@ -277,3 +277,101 @@ def test_store_reads_benchmark_runs_on_a_tiny_store(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "120 pixels, 2 chunks of 60 pixels" in done.stdout
     assert "ratio verify_while_reading / verify_then_read:" in done.stdout
+
+
+def _runs_per_trace(labels, cls):
+    """Per-pixel (thickness, rows below the top) of each run of ``cls``, by plain loops."""
+    import numpy as np
+
+    thickness = np.zeros(labels.shape, np.int64)
+    below = np.zeros(labels.shape, np.int64)
+    n, h, w = labels.shape
+    for s in range(n):
+        for x in range(w):
+            row = 0
+            while row < h:
+                if labels[s, row, x] != cls:
+                    row += 1
+                    continue
+                end = row
+                while end < h and labels[s, end, x] == cls:
+                    end += 1
+                thickness[s, row:end, x] = end - row
+                below[s, row:end, x] = np.arange(end - row)
+                row = end
+    return thickness, below
+
+
+def test_body_geometry_against_loops():
+    """Hand case plus random sections: runs split by another class, runs at the top and the
+    bottom edge, single-pixel runs."""
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    import numpy as np
+    from bench_unit_thickness import bands, body_geometry
+
+    trace = np.array([2, 2, 0, 2, 2, 2, 1, 2])[None, :, None]
+    thickness, below = body_geometry(trace, 2)
+    assert thickness[0, :, 0].tolist() == [2, 2, 0, 3, 3, 3, 0, 1]
+    assert below[0, :, 0].tolist() == [0, 1, 0, 0, 1, 2, 0, 0]
+    assert bands(thickness, below, 2)[0, :, 0].tolist() == [0, 0, -1, 2, 2, 2, -1, 0]
+    six = np.full((1, 6, 1), 2)  # one body of 6 against a training maximum of 4
+    assert bands(*body_geometry(six, 2), 4)[0, :, 0].tolist() == [2, 2, 2, 3, 4, 4]
+    labels = np.random.default_rng(0).integers(0, 3, size=(3, 17, 5))
+    for cls in range(3):
+        got, want = body_geometry(labels, cls), _runs_per_trace(labels, cls)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_unit_thickness_table_on_fake_runs(tmp_path):
+    """Predictions equal to the labels except zechstein inside bodies thicker than any in
+    training, called scruff: accuracy 1 on the thin bodies' rows, 0 (scruff 1.000) on the
+    thick ones, and each row's pixel count from the loop reference."""
+    import numpy as np
+    import yaml
+
+    from segforget.data import load_data
+
+    spec = "synthetic:small:0"
+    data = load_data(spec)
+    names = list(data.class_names)
+    zech, scruff = names.index("zechstein"), names.index("scruff")
+    train = np.asarray(data.label_sections("train+val", "inline"))
+    limit = int(_runs_per_trace(train, zech)[0].max())
+    want = np.zeros(5, np.int64)
+    for seed in (0, 1):
+        folder = tmp_path / "runs" / "m" / f"seed{seed}"
+        (folder / "predictions").mkdir(parents=True)
+        (folder / "config.yaml").write_text(yaml.safe_dump({"data": {"spec": spec}}))
+        for split in data.test_splits:
+            labels = np.asarray(data.label_sections(split, "inline"))
+            thickness, below = _runs_per_trace(labels, zech)
+            thick = thickness > limit
+            prediction = np.where(thick, scruff, labels).astype(np.uint8)
+            np.save(folder / "predictions" / f"{split}_inline.npy", prediction)
+            inside = thickness > 0
+            top = below < 3
+            for b, sel in enumerate(
+                (
+                    ~thick & top,
+                    ~thick & ~top,
+                    thick & top,
+                    thick & ~top & (below < limit),
+                    thick & (below >= limit),
+                )
+            ):
+                want[b] += (inside & sel).sum()
+    script = SCRIPTS[0].parent / "bench_unit_thickness.py"
+    args = ["--runs", tmp_path / "runs", "--methods", "m", "--cls", "zechstein"]
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| body")]
+    assert len(rows) == 5 and f"training: {limit} rows" in done.stdout
+    assert want[2:].sum() > 0 and want[:2].sum() > 0
+    for b, row in enumerate(rows):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == f"{want[b] / 2:.0f}"
+        assert cells[2] == ("1.000" if b < 2 else "0.000")
+        if b >= 2:
+            assert cells[3] == "scruff 1.000"
