@@ -40,30 +40,21 @@ def parse_args() -> argparse.Namespace:
 
 def body_geometry(labels: np.ndarray, cls: int) -> tuple[np.ndarray, np.ndarray]:
     """Thickness of the body each pixel of class ``cls`` belongs to, and its depth below the
-    body's top.
+    body's top (:func:`segforget.analysis.body_thickness`, 0 for the other pixels).
 
     Args:
         labels: (N, H, W) sections, depth down axis 1.
         cls: the class.
 
     Returns:
-        ``thickness`` and ``below_top``, each (N, H, W) int64: for a pixel of ``cls``, the
-        length of the unbroken vertical run of ``cls`` holding it, and its row minus the run's
-        first row; 0 for the other pixels.
+        ``thickness`` and ``below_top``, each (N, H, W) int64.
     """
-    inside = np.asarray(labels) == cls
-    n, h, w = inside.shape
-    starts = inside & ~np.pad(inside, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # first row of a run
-    run = np.cumsum(starts, axis=1) * inside  # run number on its trace, 0 outside
-    rows = np.broadcast_to(np.arange(h)[None, :, None], inside.shape)
-    top = np.where(starts, rows, 0)
-    top = np.maximum.accumulate(top, axis=1)  # the latest start at or above each row
-    below_top = np.where(inside, rows - top, 0)
-    # thickness: count of pixels of each (section, trace, run)
-    key = (np.arange(n)[:, None, None] * w + np.arange(w)[None, None, :]) * (h + 1) + run
-    counts = np.bincount(key[inside], minlength=n * w * (h + 1))
-    thickness = np.where(inside, counts[key], 0)
-    return thickness.astype(np.int64), below_top.astype(np.int64)
+    from segforget.analysis import body_thickness
+
+    labels = np.asarray(labels)
+    thickness, below_top = body_thickness(labels)
+    inside = labels == cls
+    return np.where(inside, thickness, 0), np.where(inside, below_top, 0)
 
 
 def band_names(limit: int) -> list[str]:

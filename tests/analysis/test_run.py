@@ -28,6 +28,7 @@ COMPUTED = (
     "regions",
     "data_map",
     "test_dynamics",
+    "thickness",
     "volume",
     "k",
 )
@@ -115,6 +116,42 @@ def test_test_dynamics_auroc_matches_rank_based_reference(analyzed):
     expected = auroc(st.switch_events, pred.ravel() != labels.ravel())
     got = summary["test_dynamics"]["test1_inline"]["auroc_switches_predict_error"]
     assert got == pytest.approx(expected)
+
+
+def test_thickness_matches_a_direct_count_over_the_saved_predictions(analyzed):
+    """Training bodies from the training labels, test pixels from every saved test prediction
+    (test1, both views), each class split at its thickest training body."""
+    from segforget.analysis import body_thickness
+
+    run, summary = analyzed
+    names = summary["class_names"]
+    train = np.load(run.parent / "data" / "train" / "train_labels.npy").transpose(0, 2, 1)
+    thick, _ = body_thickness(train.astype(np.int64))
+    limits = [int(thick[train == k].max()) if (train == k).any() else 0 for k in range(6)]
+    pixels, correct = np.zeros((2, 6), np.int64), np.zeros((2, 6), np.int64)
+    volume = np.load(run.parent / "data" / "test_once" / "test1_labels.npy")
+    for view, labels in (
+        ("inline", volume.transpose(0, 2, 1)),
+        ("crossline", volume.transpose(1, 2, 0)),
+    ):
+        labels = labels.astype(np.int64)
+        pred = np.load(run / "predictions" / f"test1_{view}.npy")
+        t, _ = body_thickness(labels)
+        for k in range(6):
+            sel = labels == k
+            beyond = t > limits[k]
+            for side, mask in ((0, sel & ~beyond), (1, sel & beyond)):
+                pixels[side, k] += mask.sum()
+                correct[side, k] += (mask & (pred == k)).sum()
+    got = summary["thickness"]
+    assert pixels.sum() == volume.size * 2
+    for k, name in enumerate(names):
+        assert got[name]["train_max_thickness"] == limits[k]
+        for side, key in ((0, "within"), (1, "beyond")):
+            assert got[name][key]["pixels"] == pixels[side, k]
+            if pixels[side, k]:
+                want = correct[side, k] / pixels[side, k]
+                assert got[name][key]["accuracy"] == pytest.approx(want)
 
 
 def test_gif_has_one_frame_per_epoch(analyzed):

@@ -42,10 +42,14 @@ from segforget.analysis.test_dynamics import (
     auroc,
     auroc_from_histograms,
 )
+from segforget.analysis.thickness import ThicknessAccumulator, body_thickness, thickness_findings
 from segforget.analysis.timing import TIMING_CATEGORIES, TimingAccumulator, classify_timing
 from segforget.analysis.volume import VolumeAccumulator, views_to_volume
 
 __all__ = [
+    "ThicknessAccumulator",
+    "body_thickness",
+    "thickness_findings",
     "ISSUE_METHODS",
     "STRATEGIES",
     "average_precision",

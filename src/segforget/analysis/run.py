@@ -27,6 +27,7 @@ from segforget.analysis.margin import MarginSampler
 from segforget.analysis.overview import OverviewAccumulator
 from segforget.analysis.regions import REGION_FIELDS, RegionAccumulator
 from segforget.analysis.test_dynamics import SwitchErrorAccumulator
+from segforget.analysis.thickness import ThicknessAccumulator, thickness_findings
 from segforget.analysis.timing import TimingAccumulator
 from segforget.analysis.volume import VolumeAccumulator
 from segforget.io import atomic_directory, atomic_write_json, to_jsonable
@@ -336,6 +337,7 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
             f"{lead}: Spearman correlation between forgetting events and mean margin "
             f"(true-class logit minus the largest other) = {rho:.2f}."
         )
+    notes.extend(thickness_findings(summary.get("thickness")))
     for name, td in (summary.get("test_dynamics") or {}).items():
         a = td.get("auroc_switches_predict_error")
         if a is not None:
@@ -344,6 +346,26 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
                 "(0.5 = chance), without labels."
             )
     return notes
+
+
+def _test_thickness(
+    run: RunReader, data: Any, thickness: ThicknessAccumulator, chunk_pixels: int
+) -> bool:
+    """Feed every saved test prediction with its labels to ``thickness``; whether any was."""
+    tested = False
+    for split in data.test_splits:
+        for view in data.views:
+            predicted = run.predictions(split, view)
+            if predicted is None:
+                continue
+            n, height, width = predicted.shape
+            step = max(1, chunk_pixels // max(1, height * width))
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                labels = data.label_sections(split, view, np.arange(start, stop))
+                thickness.update_test(np.asarray(predicted[start:stop]), labels)
+                tested = True
+    return tested
 
 
 # --------------------------------------------------------------------------- analyze_run
@@ -364,10 +386,10 @@ def analyze_run(
 
     Writes (replacing a previous ``RUN/analysis`` as a whole, only on success):
     ``summary.json`` (keys ``overview``, ``per_class``, ``boundary``, ``margin``, ``timing``,
-    ``regions``, ``data_map``, ``test_dynamics``, ``volume``, ``k``, ``findings``, ``figures``,
-    ``sections``), ``regions.csv`` / ``regions.json`` (top frequently forgotten regions),
-    PNG figures, ``correctness.gif`` when the history was recorded, and ``sections/`` (small
-    per-section PNGs for the report's browser).
+    ``regions``, ``data_map``, ``test_dynamics``, ``thickness``, ``volume``, ``k``,
+    ``findings``, ``figures``, ``sections``), ``regions.csv`` / ``regions.json`` (top
+    frequently forgotten regions), PNG figures, ``correctness.gif`` when the history was
+    recorded, and ``sections/`` (small per-section PNGs for the report's browser).
 
     Args:
         run_dir: a run directory written by ``segforget train``.
@@ -419,6 +441,7 @@ def analyze_run(
     )
     dmap = DataMapAccumulator()
     timing = TimingAccumulator()
+    thickness = ThicknessAccumulator(class_names)
     views = {s.ref.view: s for s in spaces}
     volume = None
     if "inline" in views and "crossline" in views:
@@ -437,6 +460,7 @@ def analyze_run(
                 labels = data.label_sections(
                     space.data_split, space.ref.view, np.arange(start, stop)
                 )
+                thickness.update_train(labels)
                 ev = _section(st.forgetting_events, n, shape)
                 obs = _section(st.observations, n, shape)
                 valid = (labels >= 0) & (labels < c)
@@ -493,6 +517,7 @@ def analyze_run(
                     num_classes=c,
                 )
             test_dynamics[f"{space.ref.split}_{space.ref.view}"] = acc.result()
+        tested = _test_thickness(run, data, thickness, chunk_pixels)
 
     ov = overview.result()
     train_config = run.config.get("train") if isinstance(run.config, dict) else None
@@ -513,6 +538,7 @@ def analyze_run(
         "regions": None,
         "data_map": dmap.result() if has_confidence else {"available": False},
         "test_dynamics": test_dynamics or None,
+        "thickness": thickness.result() if tested else None,
         "volume": volume.result() if volume is not None else None,
         "metrics": {
             split: run.metrics.get(split)
