@@ -26,6 +26,23 @@ BEYOND_SHARE = 0.05
 ACCURACY_GAP = 0.2
 
 
+def _bodies(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bodies of (N, H, W) labels, traces laid end to end.
+
+    Returns:
+        ``flat`` (N*W*H,) the labels trace by trace (depth fastest), ``first`` the flat index
+        of each body's top pixel, ``lengths`` each body's thickness.
+    """
+    height = labels.shape[1]
+    flat = np.ascontiguousarray(np.moveaxis(labels, 1, 2)).reshape(-1)
+    starts = np.ones(flat.size, dtype=bool)
+    starts[1:] = flat[1:] != flat[:-1]
+    starts[::height] = True  # every trace begins a body
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, flat.size))
+    return flat, first, lengths
+
+
 def body_thickness(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The body (unbroken vertical run of one label) each pixel belongs to.
 
@@ -43,15 +60,14 @@ def body_thickness(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if labels.size == 0:
         empty = np.zeros(labels.shape, np.int64)
         return empty, empty.copy()
-    starts = np.ones(labels.shape, dtype=bool)
-    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
-    rows = np.broadcast_to(np.arange(h, dtype=np.int64)[None, :, None], labels.shape)
-    top = np.maximum.accumulate(np.where(starts, rows, 0), axis=1)
-    run = np.cumsum(starts, axis=1)  # 1.. on each trace
-    trace = np.arange(n, dtype=np.int64)[:, None, None] * w + np.arange(w)[None, None, :]
-    key = trace * (h + 1) + run
-    counts = np.bincount(key.ravel(), minlength=n * w * (h + 1))
-    return counts[key].astype(np.int64), (rows - top).astype(np.int64)
+    _, first, lengths = _bodies(labels)
+    thickness = np.repeat(lengths, lengths)
+    below_top = np.arange(labels.size, dtype=np.int64) - np.repeat(first, lengths)
+    shape = (n, w, h)
+    return (
+        np.moveaxis(thickness.reshape(shape), 2, 1).astype(np.int64),
+        np.moveaxis(below_top.reshape(shape), 2, 1),
+    )
 
 
 class ThicknessAccumulator:
@@ -75,9 +91,14 @@ class ThicknessAccumulator:
         if self._testing:
             raise RuntimeError("Expected every update_train before the first update_test")
         labels = np.asarray(labels)
-        thickness, _ = body_thickness(labels)
-        valid = (labels >= 0) & (labels < len(self.class_names))
-        np.maximum.at(self.train_max, labels[valid].astype(np.int64), thickness[valid])
+        if labels.ndim != 3:
+            raise ValueError(f"Expected `labels` of shape (N, H, W), got {labels.shape}")
+        if labels.size == 0:
+            return
+        flat, first, lengths = _bodies(labels)
+        body_class = flat[first].astype(np.int64)
+        valid = (body_class >= 0) & (body_class < len(self.class_names))
+        np.maximum.at(self.train_max, body_class[valid], lengths[valid])
 
     def update_test(self, prediction: np.ndarray, labels: np.ndarray) -> None:
         """Count a chunk of test sections: (N, H, W) predicted classes and labels."""
