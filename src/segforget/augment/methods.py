@@ -115,7 +115,17 @@ def batch_regions(
     return looked_up & valid
 
 
-class Rotate(TrainingMethod):
+class _Geometric(TrainingMethod):
+    """A batch change blind to forgetting; keeps the data's ignore index for the pixels it
+    pulls from outside the section."""
+
+    ignore_index = 255
+
+    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
+        self.ignore_index = ignore_index
+
+
+class Rotate(_Geometric):
     """Random rotation of each training sample (the baseline of the paper's table).
 
     Options: ``degrees`` (10.0), ``p`` (probability per sample, 0.5).
@@ -129,10 +139,6 @@ class Rotate(TrainingMethod):
         self.p = _check_probability("p", _option(options, "p", 0.5, float))
         if self.degrees < 0:
             raise ValueError(f"Expected option `degrees` to be >= 0, got {self.degrees!r}")
-        self.ignore_index = 255
-
-    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
-        self.ignore_index = ignore_index
 
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
@@ -161,7 +167,7 @@ def _check_warp(pixels: float, width: float, mode: str, keys: tuple[str, str, st
         )
 
 
-class Warp(TrainingMethod):
+class Warp(_Geometric):
     """Random vertical bumps: the layers under a random pixel lifted or pressed down.
 
     Seismic units change depth across a survey (a salt dome rises higher in one place than in
@@ -182,10 +188,6 @@ class Warp(TrainingMethod):
         self.p = _check_probability("p", _option(options, "p", 0.5, float))
         self.mode = _option(options, "mode", "shift", str)
         _check_warp(self.pixels, self.width, self.mode, ("pixels", "width", "mode"))
-        self.ignore_index = 255
-
-    def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
-        self.ignore_index = ignore_index
 
     def transform_batch(
         self, batch: dict[str, Any], *, generator: torch.Generator
