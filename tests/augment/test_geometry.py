@@ -70,18 +70,27 @@ def test_stretch_displacement_hand_computed_values():
         warp_displacement(H, W, shift=1.0, row=5, column=5, spread=2.0, mode="bend")
 
 
-def test_stretch_makes_the_base_unit_thicker_and_pulls_nothing_from_outside():
-    batch = _layered_batch()  # class 4 in rows 32-39: the unit at the base
+def _warp_every_sample(batch, *, pixels, seed, centres, mode):
+    """warp_batch with p = 1 and width 0.2, and the (4, B) draws it took from ``seed``
+    (shift, warp or not, row, column), replayed from a second generator."""
     out = warp_batch(
         batch,
-        pixels=5.0,
+        pixels=pixels,
         width=0.2,
         p=1.0,
-        generator=torch.Generator().manual_seed(0),
-        centres=torch.tensor([[30, 24]] * 3),
-        mode="stretch",
+        generator=torch.Generator().manual_seed(seed),
+        centres=centres,
+        mode=mode,
     )
-    shifts = (torch.rand((4, 3), generator=torch.Generator().manual_seed(0))[0] * 2 - 1) * 5.0
+    size = batch["image"].shape[0]
+    return out, torch.rand((4, size), generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def test_stretch_makes_the_base_unit_thicker_and_pulls_nothing_from_outside():
+    batch = _layered_batch()  # class 4 in rows 32-39: the unit at the base
+    centres = torch.tensor([[30, 24]] * 3)
+    out, draw = _warp_every_sample(batch, pixels=5.0, seed=0, centres=centres, mode="stretch")
+    shifts = (draw[0] * 2 - 1) * 5.0
     assert (out["label"] != 255).all() and (out["pixel_index"] >= 0).all()
     for b in range(3):
         base = (out["label"][b] == 4).sum(dim=0)  # the unit's thickness per trace
@@ -94,16 +103,7 @@ def test_stretch_makes_the_base_unit_thicker_and_pulls_nothing_from_outside():
 def test_warp_matches_a_numpy_reference_and_keeps_pixel_identity(mode):
     batch = _layered_batch()
     centres = torch.tensor([[30, 20], [-1, -1], [12, 40]])
-    out = warp_batch(
-        batch,
-        pixels=7.0,
-        width=0.2,
-        p=1.0,
-        generator=torch.Generator().manual_seed(4),
-        centres=centres,
-        mode=mode,
-    )
-    draw = torch.rand((4, 3), generator=torch.Generator().manual_seed(4)).numpy()
+    out, draw = _warp_every_sample(batch, pixels=7.0, seed=4, centres=centres, mode=mode)
     for b in range(3):
         shift = (draw[0, b] * 2 - 1) * 7.0
         row, col = centres[b].tolist()
