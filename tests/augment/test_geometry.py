@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from segforget.augment import build_method, region_centres, rotate_batch, warp_batch
-from segforget.augment.geometry import warp_displacement
+from segforget.augment.geometry import insert_displacement, unit_rows, warp_displacement
 
 N, H, W = 5, 40, 48
 
@@ -29,13 +29,20 @@ def _layered_batch(sections=(0, 2, 3)):
 
 
 def _reference_offset(shift, row, column, spread, mode="shift"):
-    """warp_displacement's formula, written out in numpy."""
-    high = 0.6 * (row if mode == "shift" else H - 1 - row)
-    shift = float(np.clip(shift, -0.6 * row, high))
+    """warp_displacement's formula, written out in numpy; for mode insert the formula of
+    insert_displacement on _layered_batch's flat 8-row layers, where the unit lies at the
+    same rows on every column."""
     y = np.arange(H, dtype=float)[:, None]
     x = np.arange(W, dtype=float)[None, :]
     across = np.exp(-((x - column) ** 2) / (2 * spread**2))
-    below = 1.0 if mode == "shift" else (H - 1 - y) / (H - 1 - row)
+    if mode == "insert":
+        depth = max(row % 8, 8 // 3)  # at least a third of the way into the unit
+        row = row - row % 8 + depth
+        low, high = -min(0.6 * row, depth), min(0.6 * row, 8 - depth, H - 1 - row)
+    else:
+        low, high = -0.6 * row, 0.6 * (row if mode == "shift" else H - 1 - row)
+    shift = float(np.clip(shift, low, high))
+    below = {"shift": 1.0, "stretch": (H - 1 - y) / (H - 1 - row), "insert": 0.0}[mode]
     down = np.where(y >= row, below, np.sin(np.pi * y / (2 * max(row, 1))) ** 2)
     return shift * down * across
 
@@ -70,6 +77,83 @@ def test_stretch_displacement_hand_computed_values():
         warp_displacement(H, W, shift=1.0, row=5, column=5, spread=2.0, mode="bend")
 
 
+def _sloping_labels(height=40, width=48):
+    """Four units whose boundaries dip to the right (one row every 6 columns), and a unit 1
+    lens that pinches out: absent on columns 0-5."""
+    ys = torch.arange(height)[:, None]
+    xs = torch.arange(width)[None, :]
+    dip = xs // 6
+    labels = (ys >= 10 + dip).long() + (ys >= 20 + dip).long() + (ys >= 30 + dip).long()
+    lens = (ys >= 10 + dip) & (ys < 20 + dip) & (xs < 6)
+    return torch.where(lens, 2, labels)  # columns 0-5: unit 1 missing, unit 2 thicker
+
+
+def test_unit_rows_follow_the_unit_across_the_section():
+    labels = _sloping_labels()
+    rows, below, above = unit_rows(labels, 14, 24)  # unit 1 (rows 14-23 at column 24), depth 0
+    # the depth is at least a third of the unit (10 rows): 3 rows under the top of the run
+    assert rows[24] == 14 + 3 - 0 and above[24] == 3 and below[24] == 7
+    assert rows[30] == 10 + 5 + 3 and below[30] == 7  # the top dips one row every 6 columns
+    assert (below[:6] == 0).all()  # the unit is missing there: those columns stay
+    rows, below, above = unit_rows(labels, 21, 24)  # deeper than a third: its own depth
+    assert rows[24] == 21 and above[24] == 7 and below[24] == 3 and rows[47] == 17 + 7
+    trace = torch.tensor([0, 0, 1, 1, 1, 2, 2, 1])[:, None]  # a second run of unit 1 below
+    assert [t.item() for t in unit_rows(trace, 7, 0)] == [7, 1, 0]
+    assert [t.item() for t in unit_rows(trace, 2, 0)] == [3, 2, 1]
+
+
+def test_insert_displacement_hand_computed_values():
+    labels = _layered_batch()["label"][0]  # class 2 in rows 16-23
+    d = insert_displacement(labels, shift=3.0, row=20, column=20, spread=4.0).numpy()
+    assert (d[0] == 0).all() and (d[20:] == 0).all()  # the top row and the unit's rest stay
+    assert d[10, 20] == pytest.approx(3.0 * math.sin(math.pi / 4) ** 2)  # the shift's ramp
+    assert d == pytest.approx(_reference_offset(3.0, 20, 20, 4.0, "insert"))
+    # rows 20-22 are shown twice: the rows just above row 20 show the rows from it down
+    source = np.arange(H) + d[:, 20]
+    assert 21.9 < source[19] < 22 and source[20] == 20
+    # clipped to the unit: a lift to its 4 rows from row 20 down, a press to its 4 above
+    lift = insert_displacement(labels, shift=20.0, row=20, column=20, spread=4.0).numpy()
+    press = insert_displacement(labels, shift=-20.0, row=20, column=20, spread=4.0).numpy()
+    ramp = math.sin(math.pi * 19 / 40) ** 2
+    assert lift.max() == pytest.approx(4.0 * ramp) and press.min() == pytest.approx(-4.0 * ramp)
+    # and to 0.6 of the rows above (depth increases along every trace above the unit's row)
+    top = insert_displacement(labels, shift=20.0, row=3, column=20, spread=4.0).numpy()
+    assert top.max() == pytest.approx(0.6 * 3 * math.sin(math.pi * 2 / 6) ** 2)
+    for offset, row in ((lift, 20), (press, 20), (top, 3)):
+        assert (np.diff(np.arange(row)[:, None] + offset[:row], axis=0) > 0).all()
+
+
+def test_insert_thickens_a_sloping_unit_with_its_own_rows_only():
+    labels = _sloping_labels()
+    batch = {
+        "image": labels[None, None].float() * 10,
+        "label": labels[None].repeat(3, 1, 1),
+        "pixel_index": torch.arange(3 * 40 * 48).view(3, 40, 48),
+    }
+    batch["image"] = batch["image"].repeat(3, 1, 1, 1)
+    centres = torch.tensor([[14, 24]] * 3)
+    out, draw = _warp_every_sample(batch, pixels=6.0, seed=2, centres=centres, mode="insert")
+    shifts = (draw[0] * 2 - 1) * 6.0
+    assert shifts.max() > 1 and shifts.min() < -1  # both a lift and a press among the draws
+    for b in range(3):
+        lab = out["label"][b]
+        unit = (lab == 1).sum(dim=0)  # the unit's thickness per trace
+        # clipped to the unit's 7 rows from its row down, its 3 above; a row or so is lost to
+        # the ramp's rounding
+        want = float(np.clip(shifts[b], -3.0, 7.0))
+        change = int(unit[24]) - 10
+        assert change * want > 0 and abs(want) - 1.5 <= abs(change) <= math.ceil(abs(want))
+        for x in (18, 30):  # about one spread (9.6 columns) away: changed less, the same way
+            assert 0 <= (int(unit[x]) - 10) * math.copysign(1, want) <= abs(change)
+        assert (lab[:, :6] == labels[:, :6]).all()  # no unit 1 there: nothing moved
+        # labels still increase down every trace: only rows of the unit are repeated or cut
+        assert (torch.diff(lab, dim=0) >= 0).all()
+        # the layers from the unit's row down stay where they were, on every column
+        rows, _, _ = unit_rows(labels, 14, 24)
+        for x in range(48):
+            assert torch.equal(lab[rows[x] :, x], labels[rows[x] :, x])
+
+
 def _warp_every_sample(batch, *, pixels, seed, centres, mode):
     """warp_batch with p = 1 and width 0.2, and the (4, B) draws it took from ``seed``
     (shift, warp or not, row, column), replayed from a second generator."""
@@ -99,7 +183,7 @@ def test_stretch_makes_the_base_unit_thicker_and_pulls_nothing_from_outside():
         assert (base[24] < 8) == bool(shifts[b] < -1.0)
 
 
-@pytest.mark.parametrize("mode", ["shift", "stretch"])
+@pytest.mark.parametrize("mode", ["shift", "stretch", "insert"])
 def test_warp_matches_a_numpy_reference_and_keeps_pixel_identity(mode):
     batch = _layered_batch()
     centres = torch.tensor([[30, 20], [-1, -1], [12, 40]])
@@ -125,7 +209,8 @@ def test_warp_matches_a_numpy_reference_and_keeps_pixel_identity(mode):
         whole = valid & (out["image"][b, 0] % 10 == 0)
         assert whole.float().mean() > 0.8
         assert torch.equal(out["image"][b, 0][whole] / 10, out["label"][b][whole].float())
-        # layers bend, they never fold: labels still increase down every trace
+        # layers bend, they never fold: labels still increase down every trace (in mode
+        # insert too: the repeated rows are of the centre's unit only)
         lab = out["label"][b].numpy()
         for x in range(W):
             column = lab[:, x][lab[:, x] != 255]
@@ -214,11 +299,12 @@ def test_warp_options_and_errors():
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_scope": "some"})
     with pytest.raises(ValueError, match="`warp_width` to be > 0"):
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_width": -0.1})
-    with pytest.raises(ValueError, match="`mode` to be one of \\['shift', 'stretch'\\]"):
+    with pytest.raises(ValueError, match="`mode` to be one of \\['shift', 'stretch', 'insert'\\]"):
         build_method("warp", {"mode": "bend"})
     with pytest.raises(ValueError, match="`warp_mode` to be one of"):
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_mode": "bend"})
     assert build_method("warp", {"mode": "stretch"}).mode == "stretch"
+    assert build_method("warp", {"mode": "insert"}).mode == "insert"
     assert build_method("online", {"inner": "focus", "warp_mode": "stretch"}).inner.warp_mode == (
         "stretch"
     )

@@ -11,7 +11,10 @@ prediction against the pixel it came from.
 - :func:`warp_batch`    a vertical bump: the layers under a centre pixel lifted or pressed down,
                         bending back to the unmoved top row (a dome made higher or lower), and
                         in mode ``"stretch"`` back to the unmoved bottom row too (a unit at the
-                        base made thicker or thinner).
+                        base made thicker or thinner); in mode ``"insert"`` only the layers
+                        above the centre's unit move, following the unit across the section,
+                        so rows of that unit are shown twice (made thicker with its own rows,
+                        at its own frequency) or cut out (made thinner).
 """
 
 from __future__ import annotations
@@ -23,11 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["WARP_MODES", "rotate_batch", "warp_batch", "warp_displacement", "region_centres"]
+__all__ = [
+    "WARP_MODES",
+    "rotate_batch",
+    "warp_batch",
+    "warp_displacement",
+    "insert_displacement",
+    "unit_rows",
+    "region_centres",
+]
 
-#: How :func:`warp_displacement` treats the layers under the centre: moved rigidly, or stretched
-#: between the centre and the unmoved bottom row.
-WARP_MODES: tuple[str, ...] = ("shift", "stretch")
+#: How :func:`warp_displacement` treats the layers under the centre: moved rigidly, stretched
+#: between the centre and the unmoved bottom row, or left in place (rows inserted or cut above).
+WARP_MODES: tuple[str, ...] = ("shift", "stretch", "insert")
+_BUMP_MODES = WARP_MODES[:2]
 
 #: A warp's shift is at most this share of the centre's depth, so that depth stays monotone
 #: along every trace (layers bend, they never fold over): see :func:`warp_displacement`.
@@ -127,7 +139,8 @@ def warp_displacement(
     spread: float,
     mode: str = "shift",
 ) -> torch.Tensor:
-    """The vertical source offset of :func:`warp_batch` for one sample.
+    """The vertical source offset of :func:`warp_batch` for one sample (modes ``"shift"`` and
+    ``"stretch"``; mode ``"insert"`` reads the labels: :func:`insert_displacement`).
 
     ``offset[y, x] = shift * g(x) * h(y)``: ``g(x) = exp(-(x - column)² / (2 spread²))`` (a
     Gaussian bump across the section) and ``h(y) = sin²(π y / (2 row))`` above ``row`` (0 at
@@ -145,22 +158,114 @@ def warp_displacement(
     Returns:
         (H, W) float64.
     """
-    if mode not in WARP_MODES:
-        raise ValueError(f"Expected `mode` to be one of {list(WARP_MODES)}, got {mode!r}")
+    if mode not in _BUMP_MODES:
+        raise ValueError(f"Expected `mode` to be one of {list(_BUMP_MODES)}, got {mode!r}")
     low, high = -_MONOTONE_SHARE * row, _MONOTONE_SHARE * row
     if mode == "stretch":
         high = _MONOTONE_SHARE * (height - 1 - row)
     shift = max(low, min(high, float(shift)))
-    xs = torch.arange(width, dtype=torch.float64)
     ys = torch.arange(height, dtype=torch.float64)
-    across = torch.exp(-((xs - column) ** 2) / (2 * max(spread, 1e-6) ** 2))
-    above = torch.sin(math.pi * ys / (2 * max(row, 1))) ** 2
+    above = _ramp(ys, torch.tensor(float(row), dtype=torch.float64))
     if mode == "stretch":
         below = (height - 1 - ys) / max(height - 1 - row, 1)
     else:
         below = torch.ones_like(ys)
     down = torch.where(ys >= row, below, above)
-    return shift * down[:, None] * across[None, :]
+    return shift * down[:, None] * _across(width, column, spread)[None, :]
+
+
+def _across(width: int, column: int, spread: float) -> torch.Tensor:
+    """(W,) float64: the bump's Gaussian across the section, 1 at ``column``."""
+    xs = torch.arange(width, dtype=torch.float64)
+    return torch.exp(-((xs - column) ** 2) / (2 * max(spread, 1e-6) ** 2))
+
+
+def _ramp(ys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """sin²(π y / (2 row)): 0 at the top row, 1 at ``row``; (H,) for a scalar ``rows``, (H, W)
+    for (W,) ``rows``."""
+    if rows.dim() == 0:
+        return torch.sin(math.pi * ys / (2 * rows.clamp(min=1))) ** 2
+    return torch.sin(math.pi * ys[:, None] / (2 * rows.clamp(min=1)[None, :])) ** 2
+
+
+def unit_rows(labels: torch.Tensor, row: int, column: int) -> tuple[torch.Tensor, ...]:
+    """Where the unit of pixel (row, column) lies on every trace, at the centre's depth in it.
+
+    The unit is the unbroken vertical run of the centre's label that holds the centre; on
+    each other column, the run of that label whose top is nearest in depth to the centre's
+    run top. On every column its row is that top plus the centre's depth below its own top,
+    at least a third of the unit's thickness on the centre's column (the rows just under a
+    unit's top hold its top boundary's reflection).
+
+    Args:
+        labels: (H, W) one section's labels, depth down.
+
+    Returns:
+        ``rows`` (W,) int64, the row at the centre's depth in the unit; ``below`` (W,) the
+        unit's rows from there down (that row included) and ``above`` (W,) its rows above
+        it; ``below`` is 0 on columns without such a run or where it is too thin.
+    """
+    height, width = labels.shape
+    unit = labels == labels[row, column]
+    starts = unit.clone()
+    starts[1:] &= ~unit[:-1]  # (H, W): the first row of every run of the label
+    ys = torch.arange(height)
+    run_top = int(ys[: row + 1][starts[: row + 1, column]].max())
+    # Run length from each row down: the rows of the label from there to its run's end.
+    length = torch.zeros((height + 1, width), dtype=torch.long)
+    for y in range(height - 1, -1, -1):
+        length[y] = torch.where(unit[y], length[y + 1] + 1, 0)
+    # At least a third of the way in: the rows just under the unit's top hold the reflection
+    # of its top boundary, which repeated would put a boundary inside the unit.
+    depth = max(row - run_top, int(length[run_top, column]) // 3)
+    distance = torch.where(starts, (ys[:, None] - run_top).abs(), height + 1)
+    tops = distance.argmin(dim=0)  # (W,)
+    found = starts.any(dim=0)
+    columns = torch.arange(width)
+    rows = (tops + depth).clamp(max=height - 1)
+    below = torch.where(found & (length[tops, columns] > depth), length[tops, columns] - depth, 0)
+    above = torch.full((width,), depth, dtype=torch.long)
+    return rows, below, above
+
+
+def insert_displacement(
+    labels: torch.Tensor,
+    *,
+    shift: float,
+    row: int,
+    column: int,
+    spread: float,
+) -> torch.Tensor:
+    """The vertical source offset of :func:`warp_batch` in mode ``"insert"`` for one sample.
+
+    The unit of the centre pixel is made thicker (``shift`` > 0) or thinner with its own
+    rows, following the unit across the section (:func:`unit_rows`: on every column the row
+    ``r(x)`` at the centre's depth in the unit): ``offset[y, x] = s(x) * g(x) * sin²(π y /
+    (2 r(x)))`` above ``r(x)`` and 0 from it down (those layers stay), ``g`` the bump's
+    Gaussian across the section. The output pixel (y, x) shows the source (y + offset, x): a
+    lift shows the unit's ``s`` rows from ``r(x)`` down twice, its texture not stretched (the
+    layers above lifted), a press cuts out the unit's ``-s`` rows above ``r(x)``.
+
+    ``s(x)`` is ``shift`` clipped per column to ``[-min(0.6 r, above), min(0.6 r, below,
+    H - 1 - r)]`` (``above`` / ``below``: the unit's rows above ``r(x)`` and from it down), so
+    only rows of the unit are repeated or cut and depth increases along every trace above
+    ``r(x)``: labels that increase down every trace still do. Columns without the unit stay.
+
+    Args:
+        labels: (H, W) the sample's labels.
+
+    Returns:
+        (H, W) float64.
+    """
+    height, width = labels.shape
+    rows, below, above = unit_rows(labels, row, column)
+    r = rows.to(torch.float64)
+    high = torch.minimum(_MONOTONE_SHARE * r, torch.minimum(below, height - 1 - rows).double())
+    low = -torch.minimum(_MONOTONE_SHARE * r, above.double())
+    local = torch.maximum(low, torch.minimum(high, torch.full_like(r, float(shift))))
+    ys = torch.arange(height, dtype=torch.float64)
+    ramp = torch.where(ys[:, None] < r[None, :], _ramp(ys, r), 0.0)
+    return ramp * (local * _across(width, column, spread))[None, :]
 
 
 def warp_batch(
@@ -188,7 +293,8 @@ def warp_batch(
         p: one probability, or a (B,) tensor of per-sample probabilities.
         centres: optional (B, 2) int64 (row, column) per sample; a negative row means none
             (that sample's centre is drawn).
-        mode: ``"shift"`` or ``"stretch"`` (see :func:`warp_displacement`).
+        mode: ``"shift"``, ``"stretch"`` (see :func:`warp_displacement`) or ``"insert"``
+            (see :func:`insert_displacement`, which reads ``label``).
 
     Returns:
         A new dict with warped ``image``, ``label``, ``pixel_index`` (other keys shared);
@@ -210,15 +316,13 @@ def warp_batch(
     xs = torch.arange(width_px, dtype=torch.float64)[None, :].expand(height, width_px)
     sources = {}
     for b in torch.nonzero(shifts).flatten().tolist():
-        offset = warp_displacement(
-            height,
-            width_px,
-            shift=float(shifts[b]),
-            row=int(rows[b]),
-            column=int(columns[b]),
-            spread=width * width_px,
-            mode=mode,
-        )
+        shape = dict(shift=float(shifts[b]), row=int(rows[b]), column=int(columns[b]))
+        if mode == "insert":
+            offset = insert_displacement(batch["label"][b], spread=width * width_px, **shape)
+        else:
+            offset = warp_displacement(
+                height, width_px, spread=width * width_px, mode=mode, **shape
+            )
         if bool((offset != 0).any()):
             sources[b] = (xs, ys + offset)
     return _resample(batch, sources, ignore_index)

@@ -176,7 +176,9 @@ class Warp(_Geometric):
     shift), ``width`` (0.15, the bump's lateral spread as a share of the section width),
     ``p`` (probability per sample, 0.5), ``mode`` (``"shift"``: the layers under the centre
     move rigidly; ``"stretch"``: they are stretched or squeezed against the unmoved bottom
-    row, so a unit at the base becomes thicker or thinner).
+    row, so a unit at the base becomes thicker or thinner; ``"insert"``: the centre's unit
+    becomes thicker or thinner with its own rows, following it across the section, its
+    texture not stretched; see :func:`segforget.augment.geometry.insert_displacement`).
     """
 
     name = "warp"
@@ -221,7 +223,8 @@ class RegionMethod(TrainingMethod):
             warp_width: the bump's lateral spread (0.15 of the section width); warp_scope:
             ``"regions"`` (default): only the samples that hold selected pixels, the bump
             centred on one of them; ``"all"``: every sample, centred on a random pixel;
-            warp_mode: ``"shift"`` (default) or ``"stretch"`` (see :class:`Warp`).
+            warp_mode: ``"shift"`` (default), ``"stretch"`` or ``"insert"`` (see
+            :class:`Warp`).
     """
 
     option_keys: tuple[str, ...] = _COMMON_KEYS
