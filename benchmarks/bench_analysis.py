@@ -2,7 +2,8 @@
 
 Builds, under a temporary directory, an F3-shaped data folder (train 401 x 701 x 255) and a run
 directory with ForgettingStats stores of both views (72 M pixels each, with confidence and a
-10-epoch history) and prediction arrays, then runs ``analyze_run`` in a child process and reports
+10-epoch history), prediction arrays of the train volume and of F3-sized test volumes (test1
+200 x 701, test2 601 x 200, both views), then runs ``analyze_run`` in a child process and reports
 its peak resident memory against two references computed here: the 4 GiB budget and the memory
 that loading one view's statistics whole would take.
 
@@ -35,7 +36,8 @@ def hwm():
 t = time.time()
 s = analyze_run(sys.argv[1], progress=False)
 print(json.dumps({"seconds": time.time() - t, "peak_mib": hwm(),
-                  "enrichment_2px": s["boundary"]["enrichment_2px"], "k": s["k"]}))
+                  "enrichment_2px": s["boundary"]["enrichment_2px"], "k": s["k"],
+                  "thickness": s["thickness"] is not None}))
 """
 
 
@@ -44,6 +46,23 @@ def _hwm_mib() -> float:
         if line.startswith("VmHWM"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def test_shapes(shape: tuple[int, int, int]) -> dict[str, tuple[int, int, int]]:
+    """F3's test volumes for a train volume of ``shape`` (F3: test1 200 x 701, test2 601 x 200)."""
+    i_n, x_n, d_n = shape
+    test1 = (max(1, round(i_n * 200 / 401)), x_n, d_n)
+    return {"test1": test1, "test2": (i_n + test1[0], max(1, round(x_n * 200 / 701)), d_n)}
+
+
+def _test_labels(shape: tuple[int, int, int]) -> np.ndarray:
+    """Six layers like the train labels, bent twice as much: the base unit gets thicker."""
+    i_n, x_n, d_n = shape
+    depth = np.arange(d_n)[None, None, :]
+    bend = (16 * np.sin(np.arange(x_n) / 30.0))[None, :, None].astype(np.int64)
+    return np.clip((depth + bend) * 6 // d_n, 0, 5).astype(np.uint8) + np.zeros(
+        (i_n, 1, 1), np.uint8
+    )
 
 
 def build(root: Path, shape: tuple[int, int, int], epochs: int = 10) -> tuple[Path, int]:
@@ -62,12 +81,23 @@ def build(root: Path, shape: tuple[int, int, int], epochs: int = 10) -> tuple[Pa
     seismic = rng.standard_normal(shape, dtype=np.float32)
     np.save(data / "train" / "train_labels.npy", labels)
     np.save(data / "train" / "train_seismic.npy", seismic)
-    for name in ("test1", "test2"):
-        np.save(data / "test_once" / f"{name}_labels.npy", labels[:2])
-        np.save(data / "test_once" / f"{name}_seismic.npy", seismic[:2])
     del seismic
     run = root / "run"
     (run / "predictions").mkdir(parents=True)
+    for name, test_shape in test_shapes(shape).items():
+        test_labels = _test_labels(test_shape)
+        np.save(data / "test_once" / f"{name}_labels.npy", test_labels)
+        np.save(
+            data / "test_once" / f"{name}_seismic.npy",
+            rng.standard_normal(test_shape, dtype=np.float32),
+        )
+        # Predictions: the labels with a tenth of the pixels one class off, so the test half of
+        # the thickness analysis reads and compares every test pixel of both views.
+        wrong = rng.random(test_shape) < 0.1
+        predicted = np.where(wrong, (test_labels + 1) % 6, test_labels).astype(np.uint8)
+        np.save(run / "predictions" / f"{name}_inline.npy", predicted.transpose(0, 2, 1))
+        np.save(run / "predictions" / f"{name}_crossline.npy", predicted.transpose(1, 2, 0))
+        del test_labels, wrong, predicted
     (run / "config.yaml").write_text(yaml.safe_dump({"data": {"spec": f"f3:{data}"}}))
     (run / "metrics.json").write_text("{}")
     whole_view_bytes = 0
@@ -127,6 +157,7 @@ def main() -> None:
             f"{result['peak_mib'] / (whole / 2**20):.2f}"
         )
         print(f"  (enrichment_2px {result['enrichment_2px']:.2f} on random events, expected ~1)")
+        print(f"  test predictions analysed (thickness): {result['thickness']}")
         print(f"bench process peak RSS (building): {_hwm_mib():.0f} MiB")
     finally:
         if args.keep is None:

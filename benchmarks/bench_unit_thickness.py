@@ -35,6 +35,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--views", default="inline", help="Comma-separated views of the test predictions."
     )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="Body thickness that splits the rows (default: the class's thickest training "
+        "body); fix it to compare runs trained on different data.",
+    )
     return parser.parse_args()
 
 
@@ -57,10 +64,10 @@ def body_geometry(labels: np.ndarray, cls: int) -> tuple[np.ndarray, np.ndarray]
     return np.where(inside, thickness, 0), np.where(inside, below_top, 0)
 
 
-def band_names(limit: int) -> list[str]:
-    """The table's rows for a training maximum thickness ``limit``."""
+def band_names(limit: int, as_training: bool = True) -> list[str]:
+    """The table's rows for a thickness ``limit`` (``as_training``: the training maximum)."""
     return [
-        f"body <= {limit} (as in training), top {TOP_ROWS} rows",
+        f"body <= {limit}{' (as in training)' if as_training else ''}, top {TOP_ROWS} rows",
         f"body <= {limit}, deeper",
         f"body > {limit}, top {TOP_ROWS} rows",
         f"body > {limit}, {TOP_ROWS}-{limit - 1} rows below its top",
@@ -77,10 +84,14 @@ def bands(thickness: np.ndarray, below_top: np.ndarray, limit: int) -> np.ndarra
 
 
 def method_table(
-    method_dir: Path, cls_name: str, views: list[str]
+    method_dir: Path, cls_name: str, views: list[str], limit: int | None = None
 ) -> tuple[list[str], np.ndarray, int, int, list[str]]:
     """Test pixels of ``cls_name`` by band and predicted class, summed over a method's seeds,
     the test splits and ``views``.
+
+    Args:
+        limit: the thickness that splits the bands (default: the thickest body of the class
+            in the training labels).
 
     Returns:
         (row names, (5, C) pixels per band and predicted class, the training maximum
@@ -98,9 +109,12 @@ def method_table(
         raise SystemExit(f"Expected --cls to be one of {names}, got {cls_name!r}")
     cls = names.index(cls_name)
     train = np.asarray(data.label_sections("train+val", views[0]))
-    limit = int(body_geometry(train, cls)[0].max())
-    if limit == 0:
+    thickest = int(body_geometry(train, cls)[0].max())
+    if thickest == 0:
         raise SystemExit(f"Expected class {cls_name!r} in the training labels, got none")
+    if limit is not None and limit < 1:
+        raise SystemExit(f"Expected --limit to be >= 1, got {limit}")
+    limit = thickest if limit is None else limit
     predicted = np.zeros((5, len(names)), np.int64)
     for split in data.test_splits:
         for view in views:
@@ -111,16 +125,18 @@ def method_table(
                 for b in range(5):
                     hit = prediction[band == b].astype(np.int64)
                     predicted[b] += np.bincount(hit, minlength=len(names))[: len(names)]
-    return band_names(limit), predicted, limit, len(seeds), names
+    return band_names(limit, limit == thickest), predicted, thickest, len(seeds), names
 
 
 def main() -> None:
     args = parse_args()
     views = [v for v in args.views.split(",") if v]
     for method in [m for m in args.methods.split(",") if m]:
-        rows, predicted, limit, seeds, names = method_table(args.runs / method, args.cls, views)
+        rows, predicted, thickest, seeds, names = method_table(
+            args.runs / method, args.cls, views, args.limit
+        )
         cls = names.index(args.cls)
-        print(f"{method} ({seeds} seeds; thickest {args.cls} body in training: {limit} rows)")
+        print(f"{method} ({seeds} seeds; thickest {args.cls} body in training: {thickest} rows)")
         print("| test pixels | px per seed | accuracy | most frequent wrong class |")
         print("|---|---:|---|---|")
         for name, counts in zip(rows, predicted):

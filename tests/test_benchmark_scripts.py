@@ -315,6 +315,8 @@ def test_unit_thickness_table_on_fake_runs(tmp_path):
     train = np.asarray(data.label_sections("train+val", "inline"))
     limit = int(runs_of(train, zech)[0].max())
     want = np.zeros(5, np.int64)
+    fixed = 12  # a --limit other than the training maximum: the bands move with it
+    want_fixed = np.zeros(5, np.int64)
     for seed in (0, 1):
         folder = tmp_path / "runs" / "m" / f"seed{seed}"
         (folder / "predictions").mkdir(parents=True)
@@ -327,16 +329,18 @@ def test_unit_thickness_table_on_fake_runs(tmp_path):
             np.save(folder / "predictions" / f"{split}_inline.npy", prediction)
             inside = thickness > 0
             top = below < 3
-            for b, sel in enumerate(
-                (
-                    ~thick & top,
-                    ~thick & ~top,
-                    thick & top,
-                    thick & ~top & (below < limit),
-                    thick & (below >= limit),
-                )
-            ):
-                want[b] += (inside & sel).sum()
+            for counts, cut in ((want, limit), (want_fixed, fixed)):
+                over = thickness > cut
+                for b, sel in enumerate(
+                    (
+                        ~over & top,
+                        ~over & ~top,
+                        over & top,
+                        over & ~top & (below < cut),
+                        over & (below >= cut),
+                    )
+                ):
+                    counts[b] += (inside & sel).sum()
     script = SCRIPTS[0].parent / "bench_unit_thickness.py"
     args = ["--runs", tmp_path / "runs", "--methods", "m", "--cls", "zechstein"]
     done = subprocess.run(
@@ -352,3 +356,77 @@ def test_unit_thickness_table_on_fake_runs(tmp_path):
         assert cells[2] == ("1.000" if b < 2 else "0.000")
         if b >= 2:
             assert cells[3] == "scruff 1.000"
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args), "--limit", str(fixed)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| body")]
+    assert rows[0].startswith(f"| body <= {fixed}, top 3 rows")  # not "as in training"
+    assert rows[4].startswith(f"| body > {fixed}, {fixed}+ rows below its top")
+    assert want_fixed.sum() == want.sum() and not np.array_equal(want_fixed, want)
+    for b, row in enumerate(rows):
+        assert row.strip("|").split("|")[1].strip() == f"{want_fixed[b] / 2:.0f}"
+
+
+def test_analysis_benchmark_builds_f3_shaped_test_volumes_and_predictions(tmp_path):
+    """F3's test shapes from F3's train shape; the predictions are the labels of each view with
+    about a tenth of the pixels one class off."""
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    import numpy as np
+    from bench_analysis import build, test_shapes
+
+    assert test_shapes((401, 701, 255)) == {"test1": (200, 701, 255), "test2": (601, 200, 255)}
+    run, _ = build(tmp_path, (8, 14, 12), epochs=2)
+    data = tmp_path / "data" / "test_once"
+    for name, shape in test_shapes((8, 14, 12)).items():
+        labels = np.load(data / f"{name}_labels.npy")
+        assert labels.shape == shape
+        inline = np.load(run / "predictions" / f"{name}_inline.npy")
+        crossline = np.load(run / "predictions" / f"{name}_crossline.npy")
+        np.testing.assert_array_equal(inline.transpose(0, 2, 1), crossline.transpose(2, 0, 1))
+        wrong = inline.transpose(0, 2, 1) != labels
+        assert 0.03 < wrong.mean() < 0.2
+        np.testing.assert_array_equal(inline.transpose(0, 2, 1)[wrong], (labels[wrong] + 1) % 6)
+
+
+def test_oracle_split_joins_test1_to_the_training_block(tmp_path):
+    """A keeps the train volume, B is test1 followed by train along the inlines; both keep only
+    test2 for testing; the script writes both folders readable as F3 data."""
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    import numpy as np
+    from oracle_split import oracle_volumes
+
+    from segforget.data import load_data
+
+    def volume(inlines, value, crosslines=3):
+        shape = (inlines, crosslines, 4)
+        return np.full(shape, value, np.float32), np.full(shape, value, np.uint8)
+
+    volumes = {"train": volume(5, 1), "test1": volume(2, 2), "test2": volume(7, 3, 2)}
+    folders = oracle_volumes(volumes)
+    assert sorted(folders["A"]) == sorted(folders["B"]) == ["test2", "train"]
+    assert folders["A"]["train"] is volumes["train"]
+    labels = folders["B"]["train"][1]
+    assert labels.shape == (7, 3, 4) and labels[:, 0, 0].tolist() == [2, 2, 1, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="share the train volume's crosslines"):
+        oracle_volumes({**volumes, "test1": volume(2, 2, crosslines=4)})
+    with pytest.raises(ValueError, match="missing \\['test1'\\]"):
+        oracle_volumes({"train": volumes["train"], "test2": volumes["test2"]})
+    script = SCRIPTS[0].parent / "oracle_split.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path / "oracle")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    source = load_data("synthetic:small:0")
+    a, b = (load_data(f"f3:{tmp_path / 'oracle' / name}") for name in ("A", "B"))
+    assert a.test_splits == b.test_splits == ("test2",)
+    np.testing.assert_array_equal(a.volume("train")[1], source.volume("train")[1])
+    joined = np.concatenate([source.volume("test1")[1], source.volume("train")[1]])
+    np.testing.assert_array_equal(b.volume("train")[1], joined)
+    np.testing.assert_array_equal(b.volume("test2")[0], source.volume("test2")[0])
