@@ -102,6 +102,7 @@ def test_findings_name_the_classes_missed_in_thicker_bodies():
     assert notes[0].startswith("On the test volumes, 27% of the zechstein pixels lie in bodies")
     assert "at most 10 rows" in notes[0] and "21% of them right against 78%" in notes[0]
     assert "scruff 80%" in notes[0]
+    assert "Training sections with zechstein bodies that thick would show it" in notes[0]
     assert thickness_findings({"z": _row(0.04, 0.9, 0.1)}) == []  # too few pixels beyond
     assert thickness_findings({"z": _row(0.3, 0.9, 0.1, limit=0)}) == []  # not in training
     assert thickness_findings(None) == []
