@@ -13,6 +13,7 @@ from segforget.train import train
     ("name", "options"),
     [
         ("warp", {"pixels": 6.0, "p": 1.0}),
+        ("warp", {"pixels": 6.0, "p": 1.0, "mode": "insert"}),
         (
             "online",
             {
