@@ -176,3 +176,23 @@ def train_interrupted_and_resumed(config, root, *, after: int):
     resume(split)
     assert_same_run(full, split)
     return full, split
+
+
+def loop_body_thickness(labels):
+    """Loop reference of :func:`segforget.analysis.body_thickness`: per pixel of (N, H, W)
+    labels (depth down axis 1), the length of its body (the run of equal labels down its
+    trace) and its rows below the body's top."""
+    import numpy as np
+
+    thickness = np.zeros(labels.shape, np.int64)
+    below = np.zeros(labels.shape, np.int64)
+    n, h, w = labels.shape
+    for s in range(n):
+        for x in range(w):
+            top = 0
+            for row in range(1, h + 1):
+                if row == h or labels[s, row, x] != labels[s, top, x]:
+                    thickness[s, top:row, x] = row - top
+                    below[s, top:row, x] = np.arange(row - top)
+                    top = row
+    return thickness, below

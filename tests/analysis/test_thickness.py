@@ -6,23 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import loop_body_thickness as _loop_thickness
 from segforget.analysis import ThicknessAccumulator, body_thickness, thickness_findings
-
-
-def _loop_thickness(labels):
-    """Per pixel: length of its body (run of equal labels down the trace), rows below its top."""
-    thickness = np.zeros(labels.shape, np.int64)
-    below = np.zeros(labels.shape, np.int64)
-    n, h, w = labels.shape
-    for s in range(n):
-        for x in range(w):
-            top = 0
-            for row in range(1, h + 1):
-                if row == h or labels[s, row, x] != labels[s, top, x]:
-                    thickness[s, top:row, x] = row - top
-                    below[s, top:row, x] = np.arange(row - top)
-                    top = row
-    return thickness, below
 
 
 def test_body_thickness_hand_case_and_loops():
@@ -106,3 +91,36 @@ def test_findings_name_the_classes_missed_in_thicker_bodies():
     assert thickness_findings({"z": _row(0.04, 0.9, 0.1)}) == []  # too few pixels beyond
     assert thickness_findings({"z": _row(0.3, 0.9, 0.1, limit=0)}) == []  # not in training
     assert thickness_findings(None) == []
+
+
+def test_feeding_in_chunks_equals_one_chunk():
+    """The training maximum and the test counts do not depend on the chunk size (chunks of
+    one section against one chunk of the whole volume), and a view without predictions is
+    skipped."""
+    from segforget.analysis.thickness import feed_test_predictions, feed_training_labels
+    from segforget.data import load_data
+
+    data = load_data("synthetic:small:0")
+    rng = np.random.default_rng(0)
+    saved = {}
+    for split in data.test_splits:
+        labels = data.label_sections(split, "inline")
+        noise = rng.integers(0, 6, labels.shape)
+        saved[split] = np.where(rng.random(labels.shape) < 0.2, noise, labels).astype(np.uint8)
+
+    def predictions(split, view):
+        return saved[split] if view == "inline" else None
+
+    results = []
+    for chunk in (1, 10**9):
+        acc = ThicknessAccumulator(data.class_names)
+        feed_training_labels(acc, data, chunk_pixels=chunk)
+        assert feed_test_predictions(acc, data, predictions, chunk_pixels=chunk)
+        results.append(acc.result())
+    assert results[0] == results[1]
+    whole = ThicknessAccumulator(data.class_names)
+    whole.update_train(data.label_sections("train+val", "crossline"))
+    for split in data.test_splits:
+        whole.update_test(saved[split], data.label_sections(split, "inline"))
+    assert results[0] == whole.result()
+    assert not feed_test_predictions(whole, data, lambda split, view: None)

@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 from scipy import stats
 
-from helpers import assert_user_error, run_cli
+from helpers import assert_user_error, loop_body_thickness, run_cli
 from segforget.augment.benchmark import (
     benchmark_markdown,
     forgetting_counts,
@@ -505,3 +505,67 @@ def test_markdown_has_no_confusion_table_without_matrices(tmp_path, fake_train):
     report = run_benchmark(tmp_path / "b", seeds=1, methods=["baseline"], epochs=1)
     assert report["summary"]["baseline"]["predicted_as"] == {}
     assert "Where the rare classes" not in (tmp_path / "b" / "benchmark.md").read_text()
+
+
+def test_rare_classes_beyond_the_thickest_training_body(tmp_path, fake_train, monkeypatch):
+    """Fake predictions: the labels, except zechstein in test bodies thicker than any on a
+    training trace (called scruff by `style-input`) and, in seed s, the within pixels whose
+    section + column is divisible by s + 2 (called upper_ns). Accuracies, shares and the
+    training maximum against a loop reference (the training maximum from the other view)."""
+    import segforget.train as train_module
+    from segforget.data import load_data
+
+    data = load_data("synthetic:small:0")
+    zech, scruff = CLASSES.index("zechstein"), CLASSES.index("scruff")
+    crossline = data.label_sections("train+val", "crossline")
+    train_max = loop_body_thickness(crossline)[0][crossline == zech].max()
+    tests = {}
+    for split in data.test_splits:
+        for view in data.views:
+            labels = data.label_sections(split, view)
+            tests[(split, view)] = (labels, loop_body_thickness(labels)[0] > train_max)
+    wrapped = train_module.train
+
+    def train(config, out, **kwargs):
+        metrics = wrapped(config, out, **kwargs)
+        (out / "predictions").mkdir()
+        for (split, view), (labels, beyond) in tests.items():
+            predicted = labels.copy()
+            inside = labels == zech
+            if config.method.name == "style-input":
+                predicted[inside & beyond] = scruff
+            n, _, width = labels.shape
+            grid = np.arange(n)[:, None, None] + np.arange(width)[None, None, :]
+            hit = inside & ~beyond & (grid % (config.train.seed + 2) == 0)
+            predicted[hit] = 0
+            np.save(out / "predictions" / f"{split}_{view}.npy", predicted.astype(np.uint8))
+        return metrics
+
+    monkeypatch.setattr(train_module, "train", train)
+    report = run_benchmark(tmp_path / "b", seeds=2, methods=["style-input"], epochs=1)
+    inside = np.concatenate([(lab == zech).ravel() for lab, _ in tests.values()])
+    beyond = np.concatenate([b.ravel() for _, b in tests.values()])[inside]
+    share = beyond.mean()
+    assert 0.05 < share < 0.95  # the synthetic test domes rise above the training one
+    for entry, beyond_acc in (("baseline", 1.0), ("style-input", 0.0)):
+        within = []
+        for seed, run in enumerate(report["runs"][entry]):
+            row = run["beyond_training"]["zechstein"]
+            hits = []
+            for labels, thick in tests.values():
+                n, _, width = labels.shape
+                grid = np.arange(n)[:, None, None] + np.arange(width)[None, None, :]
+                hits.append(((grid % (seed + 2) == 0) & (labels == zech) & ~thick).sum())
+            expected = 1 - sum(hits) / (~beyond).sum()
+            within.append(expected)
+            assert row["within"] == pytest.approx(expected)
+            assert row["beyond"] == pytest.approx(beyond_acc)
+            assert row["beyond_share"] == pytest.approx(share)
+            assert row["train_max_thickness"] == train_max
+        summary = report["summary"][entry]["beyond_training"]["zechstein"]
+        assert summary["within"]["mean"] == pytest.approx(np.mean(within))
+        assert summary["within"]["std"] == pytest.approx(np.std(within, ddof=1))
+    md = (tmp_path / "b" / "benchmark.md").read_text()
+    head = f"zechstein: **beyond** ({share * 100:.0f} %)"
+    assert head in md and f"within (<= {train_max} rows" in md
+    assert "| style-input | " in md.split(head)[1] and "**0.000 ± 0.000**" in md

@@ -27,7 +27,11 @@ from segforget.analysis.margin import MarginSampler
 from segforget.analysis.overview import OverviewAccumulator
 from segforget.analysis.regions import REGION_FIELDS, RegionAccumulator
 from segforget.analysis.test_dynamics import SwitchErrorAccumulator
-from segforget.analysis.thickness import ThicknessAccumulator, thickness_findings
+from segforget.analysis.thickness import (
+    ThicknessAccumulator,
+    feed_test_predictions,
+    thickness_findings,
+)
 from segforget.analysis.timing import TimingAccumulator
 from segforget.analysis.volume import VolumeAccumulator
 from segforget.io import atomic_directory, atomic_write_json, to_jsonable
@@ -348,26 +352,6 @@ def _findings(summary: dict[str, Any], class_names: list[str]) -> list[str]:
     return notes
 
 
-def _test_thickness(
-    run: RunReader, data: Any, thickness: ThicknessAccumulator, chunk_pixels: int
-) -> bool:
-    """Feed every saved test prediction with its labels to ``thickness``; whether any was."""
-    tested = False
-    for split in data.test_splits:
-        for view in data.views:
-            predicted = run.predictions(split, view)
-            if predicted is None:
-                continue
-            n, height, width = predicted.shape
-            step = max(1, chunk_pixels // max(1, height * width))
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                labels = data.label_sections(split, view, np.arange(start, stop))
-                thickness.update_test(np.asarray(predicted[start:stop]), labels)
-                tested = True
-    return tested
-
-
 # --------------------------------------------------------------------------- analyze_run
 def analyze_run(
     run_dir: str | os.PathLike[str],
@@ -517,7 +501,7 @@ def analyze_run(
                     num_classes=c,
                 )
             test_dynamics[f"{space.ref.split}_{space.ref.view}"] = acc.result()
-        tested = _test_thickness(run, data, thickness, chunk_pixels)
+        tested = feed_test_predictions(thickness, data, run.predictions, chunk_pixels=chunk_pixels)
 
     ov = overview.result()
     train_config = run.config.get("train") if isinstance(run.config, dict) else None

@@ -13,12 +13,18 @@ Shape legend: N sections, H depth, W lateral, C classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["body_thickness", "ThicknessAccumulator", "thickness_findings"]
+__all__ = [
+    "body_thickness",
+    "ThicknessAccumulator",
+    "thickness_findings",
+    "feed_training_labels",
+    "feed_test_predictions",
+]
 
 #: A class is reported when at least this share of its test pixels lies beyond ...
 BEYOND_SHARE = 0.05
@@ -149,6 +155,56 @@ class ThicknessAccumulator:
                 },
             }
         return out
+
+
+def _section_chunks(count: int, section_pixels: int, chunk_pixels: int) -> list[np.ndarray]:
+    """Section numbers ``0 .. count-1`` in chunks of at most ``chunk_pixels`` pixels (>= 1)."""
+    step = max(1, chunk_pixels // max(1, section_pixels))
+    return [np.arange(start, min(count, start + step)) for start in range(0, count, step)]
+
+
+def feed_training_labels(
+    thickness: ThicknessAccumulator, data: Any, *, chunk_pixels: int = 4_000_000
+) -> None:
+    """Feed the training labels of ``data`` (split ``train+val``) to ``thickness``, in chunks.
+
+    One view is enough: every trace of the training volume lies in a section of each view.
+    """
+    view = data.views[0]
+    space = data.space("train+val", view)
+    height, width = space.section_shape
+    for sections in _section_chunks(space.num_sections, height * width, chunk_pixels):
+        thickness.update_train(data.label_sections("train+val", view, sections))
+
+
+def feed_test_predictions(
+    thickness: ThicknessAccumulator,
+    data: Any,
+    predictions: Callable[[str, str], np.ndarray | None],
+    *,
+    chunk_pixels: int = 4_000_000,
+) -> bool:
+    """Feed every test split's predictions with their labels to ``thickness``, in chunks.
+
+    Args:
+        predictions: (split, view) -> (N, H, W) predicted classes, or None where a run saved
+            none (a view it did not train on).
+
+    Returns:
+        Whether any prediction was fed.
+    """
+    tested = False
+    for split in data.test_splits:
+        for view in data.views:
+            predicted = predictions(split, view)
+            if predicted is None:
+                continue
+            n, height, width = predicted.shape
+            for sections in _section_chunks(n, height * width, chunk_pixels):
+                labels = data.label_sections(split, view, sections)
+                thickness.update_test(np.asarray(predicted[sections[0] : sections[-1] + 1]), labels)
+                tested = True
+    return tested
 
 
 def thickness_findings(result: dict[str, Any] | None) -> list[str]:

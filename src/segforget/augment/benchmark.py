@@ -18,6 +18,7 @@ Layout of ``OUT``::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from segforget.compare import format_p, holm, paired_differences
 from segforget.io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
+    from segforget.analysis.thickness import ThicknessAccumulator
     from segforget.train import RunConfig
 
 __all__ = [
@@ -173,7 +175,52 @@ def forgetting_counts(
     return int(frequent.sum()), int(observed.sum())
 
 
-def _run_result(run_dir: Path, threshold: int, wall_s: float) -> dict[str, Any]:
+def _thickness_reference(data_set: Any) -> ThicknessAccumulator:
+    """The thickest body of every class on a training trace, to copy for each run."""
+    from segforget.analysis.thickness import ThicknessAccumulator, feed_training_labels
+
+    reference = ThicknessAccumulator(data_set.class_names)
+    feed_training_labels(reference, data_set)
+    return reference
+
+
+def _beyond_training(
+    run: Any, data_set: Any, reference: ThicknessAccumulator, rare: Sequence[str]
+) -> dict[str, Any] | None:
+    """Per rare class, the run's test accuracy in bodies thicker than any of the class on a
+    training trace (``beyond``) and in the others (``within``), with ``beyond_share`` (of
+    the class's test pixels) and ``train_max_thickness``; None without test predictions."""
+    from segforget.analysis.thickness import feed_test_predictions
+
+    saved = set(run.available_predictions())
+    thickness = copy.deepcopy(reference)
+
+    def predictions(split: str, view: str) -> np.ndarray | None:
+        return run.predictions(split, view) if (split, view) in saved else None
+
+    if not feed_test_predictions(thickness, data_set, predictions):
+        return None
+    result = thickness.result()
+    return {
+        name: {
+            "train_max_thickness": result[name]["train_max_thickness"],
+            "within": result[name]["within"]["accuracy"],
+            "beyond": result[name]["beyond"]["accuracy"],
+            "beyond_share": result[name]["beyond_share"],
+        }
+        for name in rare
+        if name in result
+    }
+
+
+def _run_result(
+    run_dir: Path,
+    threshold: int,
+    wall_s: float,
+    thickness: tuple[Any, ThicknessAccumulator, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The numbers of one finished run; ``thickness``: (data set, training reference, rare
+    classes) to add ``beyond_training`` (see :func:`_beyond_training`)."""
     from segforget.train import load_run
 
     run = load_run(run_dir)
@@ -199,6 +246,7 @@ def _run_result(run_dir: Path, threshold: int, wall_s: float) -> dict[str, Any]:
         "never_learned": never,
         "observed_pixels": observed,
         "wall_s": wall_s,
+        "beyond_training": None if thickness is None else _beyond_training(run, *thickness),
     }
 
 
@@ -283,7 +331,26 @@ def summarize_runs(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
     summary["class_iou"] = {c: _mean_std([r["class_iou"].get(c) for r in results]) for c in classes}
     summary["predicted_as"] = _mean_predicted_as(results)
+    summary["beyond_training"] = _mean_beyond_training(results)
     return summary
+
+
+def _mean_beyond_training(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per class of the runs' ``beyond_training``: mean and std over seeds of ``within`` and
+    ``beyond``, and the (data-given) ``beyond_share`` and ``train_max_thickness``."""
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for result in results:
+        for name, row in (result.get("beyond_training") or {}).items():
+            rows.setdefault(name, []).append(row)
+    return {
+        name: {
+            "within": _mean_std([r["within"] for r in found]),
+            "beyond": _mean_std([r["beyond"] for r in found]),
+            "beyond_share": found[0]["beyond_share"],
+            "train_max_thickness": found[0]["train_max_thickness"],
+        }
+        for name, found in rows.items()
+    }
 
 
 def _fmt(stat: Mapping[str, Any], digits: int = 3, scale: float = 1.0) -> str:
@@ -342,6 +409,50 @@ def _predicted_as_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list
     return lines
 
 
+def _beyond_training_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
+    """A table of each rare class's test accuracy in bodies thicker than any on a training
+    trace and in the others, per method; only classes with at least
+    :data:`segforget.analysis.thickness.BEYOND_SHARE` of their test pixels there."""
+    from segforget.analysis.thickness import BEYOND_SHARE
+
+    shown: dict[str, Mapping[str, Any]] = {}
+    for name in rare:
+        for entry in summary:
+            row = (summary[entry].get("beyond_training") or {}).get(name)
+            if row and row["beyond_share"] is not None and row["beyond_share"] >= BEYOND_SHARE:
+                shown[name] = row
+                break
+    if not shown:
+        return []
+    heads = "".join(
+        f" {name}: within (<= {row['train_max_thickness']} rows, "
+        f"{(1 - row['beyond_share']) * 100:.0f} %) | {name}: **beyond** "
+        f"({row['beyond_share'] * 100:.0f} %) |"
+        for name, row in shown.items()
+    )
+    lines = [
+        "",
+        "Rare classes in test bodies thicker than any of the class on a training trace (a "
+        "geometry the training data does not show; a body is an unbroken vertical run of the "
+        "class on one trace): test accuracy there (*beyond*) and in the other bodies "
+        "(*within*, no thicker than the thickest training body), mean ± std over seeds; the "
+        "share of the class's test pixels in brackets:",
+        "",
+        f"| method |{heads}",
+        "|---|" + "---|---|" * len(shown),
+    ]
+    missing = {"mean": None}
+    for entry in summary:
+        rows = summary[entry].get("beyond_training") or {}
+        cells = "".join(
+            f" {_fmt(rows.get(name, {}).get('within', missing))} |"
+            f" **{_fmt(rows.get(name, {}).get('beyond', missing))}** |"
+            for name in shown
+        )
+        lines.append(f"| {entry} |{cells}")
+    return lines
+
+
 def _seed_range(settings: Mapping[str, Any]) -> str:
     """``12 (0-11)``: how many seeds a benchmark ran, and which."""
     first = int(settings.get("first_seed", 0))
@@ -394,6 +505,7 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
         cells = " | ".join(_fmt(summary[entry]["class_accuracy"][c]) for c in classes)
         lines.append(f"| {entry} | {cells} |")
     lines += _predicted_as_lines(summary, rare)
+    lines += _beyond_training_lines(summary, rare)
     comparisons = report.get("comparisons") or {}
     if comparisons:
         lines += ["", "Against the references (difference of means; * = beyond the spread):", ""]
@@ -675,6 +787,7 @@ def run_benchmark(
     data_set = load_data(spec)
     found_views = data_set.views
     rare = _resolve_rare(rare, data_set)
+    thickness = (data_set, _thickness_reference(data_set), rare)
     for view in views or ():
         if view not in found_views:
             raise ValueError(
@@ -736,7 +849,7 @@ def run_benchmark(
             wall = time.perf_counter() - started
             atomic_write_json(timing, {"wall_s": wall})
             trained_walls.append(wall)
-        result = _run_result(run_dir, threshold, wall)
+        result = _run_result(run_dir, threshold, wall, thickness)
         result["seed"] = seed
         results[entry].append(result)
         if progress:
