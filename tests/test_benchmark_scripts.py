@@ -430,3 +430,75 @@ def test_oracle_split_joins_test1_to_the_training_block(tmp_path):
     joined = np.concatenate([source.volume("test1")[1], source.volume("train")[1]])
     np.testing.assert_array_equal(b.volume("train")[1], joined)
     np.testing.assert_array_equal(b.volume("test2")[0], source.volume("test2")[0])
+
+
+def _made_bodies():
+    sys.path.insert(0, str(SCRIPTS[0].parent))
+    import bench_made_bodies
+
+    return bench_made_bodies
+
+
+def _layers(height=40, width=30, tops=(20, 30)):
+    import torch
+
+    labels = torch.zeros((height, width), dtype=torch.long)
+    for top in tops:
+        labels[top:] += 1
+    return labels
+
+
+def test_grown_body_gains_the_asked_rows_from_its_own_rows():
+    """Flat layers, a 10-row unit at the base grown by 12 at column 15: 22 rows there (one
+    clipped insert adds only 5, the rows under the centre); every column gains round(12 g(x))
+    (g the Gaussian across); labels stay ordered down every trace; the rows from the centre
+    down stay."""
+    import numpy as np
+    import torch
+
+    bench = _made_bodies()
+    labels = _layers()
+    offset = bench.grow_offset(labels, rows=12.0, row=35, column=15, spread=3.0)
+    ys = torch.arange(40, dtype=torch.float64)[:, None]
+    source = (ys + offset).round().long().clamp(0, 39)
+    grown = labels[source, torch.arange(30)[None, :]]
+    thickness = (grown == 2).sum(dim=0)
+    assert int(thickness[15]) == 22
+    gauss = np.exp(-((np.arange(30) - 15) ** 2) / (2 * 3.0**2))
+    assert (np.abs(thickness.numpy() - (10 + 12 * gauss)) <= 1.0).all()
+    assert int(thickness[0]) == 10 and torch.equal(grown[:, 0], labels[:, 0])
+    assert bool((grown[1:] >= grown[:-1]).all())
+    assert bool((offset[35:, 15] == 0).all())  # from the centre down the rows stay
+
+
+def test_grown_body_stops_where_the_unit_cannot_grow():
+    """A unit of one row has no rows under a third of its thickness to repeat: nothing moves."""
+    bench = _made_bodies()
+    labels = _layers(tops=(20, 39))
+    offset = bench.grow_offset(labels, rows=12.0, row=39, column=15, spread=3.0)
+    assert bool((offset == 0).all())
+
+
+def test_made_body_centre_and_interior_masks_hand_case():
+    import numpy as np
+    import torch
+
+    bench = _made_bodies()
+    labels = torch.tensor([[0, 0, 0, 0], [0, 1, 1, 1], [0, 1, 1, 1], [1, 1, 1, 1]])
+    # columns holding 1: 0..3, the middle one is 2; its run is rows 1-3, middle row 2
+    assert bench.centre_of(labels, 1) == (2, 2)
+    assert bench.centre_of(labels, 5) is None
+    trace = np.array([1] * 12 + [0] * 3 + [1] * 10)[None, :, None]  # bodies of 12 and 10
+    thin, shallow, deep = bench.interior_masks(trace, 1, 10).values()
+    assert thin[0, :, 0].tolist() == [False] * 15 + [True] * 10
+    assert shallow[0, :, 0].tolist() == [True] * 10 + [False] * 15
+    assert deep[0, :, 0].tolist() == [False] * 10 + [True] * 2 + [False] * 13
+
+
+def test_made_bodies_passes_what_follows_the_separator_to_the_benchmark():
+    bench = _made_bodies()
+    args = bench.parse_args(["train", "--centres", "regions", "--", "--seeds", "6", "--cls"])
+    assert (args.command, args.centres, args.cls) == ("train", "regions", "zechstein")
+    assert args.rest == ["--seeds", "6", "--cls"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["measure", "--data", "synthetic:small:0"])  # no --runs
