@@ -1,25 +1,30 @@
 """Do bodies thickened by augmentation look like real thick bodies to a trained model?
 
 A test class missed inside bodies thicker than any in training (``bench_unit_thickness.py``)
-asks for thick bodies in training. This script makes them from the training sections by
-repeating a unit's own rows (``warp_mode: insert``, composed until the unit has grown by
-``--rows`` rows at the centre) and asks two questions:
+asks for thick bodies in training. ``warp_mode: grow``
+(:func:`segforget.augment.geometry.grow_displacement`) makes them from a unit's own rows;
+this script asks what they teach:
 
-``measure``: what do trained runs predict inside the made bodies? A run that learned real
-thick bodies (the oracle of ``oracle_split.py``) and gets the made ones wrong says the made
-bodies are unlike real ones; one that gets them right says they are alike.
+``measure``: what do trained runs predict inside bodies grown by ``--rows`` rows (each
+training inline's ``--cls`` unit, at its middle)? A run that learned real thick bodies (the
+oracle of ``oracle_split.py``) and gets the grown ones wrong says they are unlike real ones;
+one that gets them right says they are alike.
 
-``train``: ``segforget benchmark`` with ``warp_mode: insert`` replaced by this grown body
-(only thicker, by up to ``pixels`` rows; with ``--centres class`` method ``warp`` centres it on
-a pixel of ``--cls``, with ``regions-class`` the region methods' ``warp`` on a selected pixel
-of ``--cls``, with ``regions`` on any selected pixel). An experiment
-variant, not a library feature (the result is in docs/experiments/forgetting-aware-training.md):
+``wrap``: is it the texture? The synthetic generator indexes the salt's layers by depth below
+the salt top, so a body thicker than any in training holds layers no training body shows.
+This regenerates ``synthetic:PRESET:0`` with that depth taken modulo ``--limit`` rows (the
+training salt, no thicker, is unchanged) and compares the runs' accuracy inside the thick
+test bodies on the original and the wrapped test volumes (inline sections).
+
+``train``: ``segforget benchmark`` with method ``warp`` centred on a pixel of ``--cls`` (the
+library's method ``warp`` centres anywhere; the region methods' ``warp_class`` does this for
+selected pixels). The results are in docs/experiments/forgetting-aware-training.md:
 
     python benchmarks/bench_made_bodies.py measure --data f3:oracle/A --cls zechstein \
         --runs A=oracleA/runs/baseline,B=oracleB/runs/baseline
     python benchmarks/bench_made_bodies.py train --cls zechstein -- --preset small --seeds 6 \
         --first-seed 12 --epochs 8 --model light --device cpu --out grown --methods grow20 \
-        --options '{"grow20": {"method": "warp", "pixels": 20.0, "mode": "insert"}}'
+        --options '{"grow20": {"method": "warp", "pixels": 20.0, "mode": "grow"}}'
 """
 
 from __future__ import annotations
@@ -34,8 +39,6 @@ import torch
 
 #: Lateral spread of a grown body's bump as a share of the section width.
 SPREAD = 0.15
-#: The library's insert, kept here because ``train`` replaces the library's with the grown body.
-_INSERT: list[Any] = []
 #: Rows below the top of a body thicker than ``--limit`` from which its pixels are "interior".
 INTERIOR = 10
 
@@ -43,80 +46,28 @@ INTERIOR = 10
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line; for ``train``, what follows ``--`` goes to ``segforget benchmark``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("measure", "train"), help="See the module docstring.")
+    parser.add_argument(
+        "command", choices=("measure", "train", "wrap"), help="See the module docstring."
+    )
     parser.add_argument("--cls", default="zechstein", help="The class whose bodies grow.")
     parser.add_argument("--data", help="measure: data spec whose training sections grow.")
     parser.add_argument("--runs", help="measure: NAME=DIR,...; DIR holds seed*/ run folders.")
     parser.add_argument("--rows", type=float, default=24.0, help="measure: rows added.")
-    parser.add_argument("--limit", type=int, default=10, help="measure: a thick body's rows.")
     parser.add_argument(
-        "--centres",
-        choices=("class", "regions", "regions-class"),
-        default="class",
-        help="train: class: method warp's centres are --cls pixels; regions: the region "
-        "methods' warp keeps its centres (selected pixels); regions-class: selected --cls "
-        "pixels.",
+        "--limit",
+        type=int,
+        default=10,
+        help="measure, wrap: a thick body's rows (wrap: the period).",
     )
+    parser.add_argument("--preset", default="small", help="wrap: the synthetic preset (seed 0).")
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     args.rest = argv[split + 1 :]
     if args.command == "measure" and not (args.data and args.runs):
         parser.error("measure needs --data and --runs")
+    if args.command == "wrap" and not args.runs:
+        parser.error("wrap needs --runs")
     return args
-
-
-def grow_offset(
-    labels: torch.Tensor, *, rows: float, row: int, column: int, spread: float
-) -> torch.Tensor:
-    """Source offset that thickens the unit of pixel (row, column) by up to ``rows`` rows.
-
-    Clipped inserts (:func:`segforget.augment.geometry.insert_displacement`) are composed, each
-    on the labels the previous ones made, until the unit's label has ``rows * g(x)`` more
-    pixels on every column (``g`` the bump's Gaussian across, 1 at ``column``) or stops
-    growing (each insert also squeezes the unit's rows above its centre a little, so it adds
-    fewer rows than its shift); from the second on, each is centred at the unit's top, so it
-    repeats the rows a third of the way into the unit. Output row y shows source row
-    ``y + offset``; the composition follows the source of the row just above each position (no
-    interpolation across the seams where rows repeat).
-
-    Args:
-        labels: (H, W) one section.
-
-    Returns:
-        (H, W) float64.
-    """
-    from segforget.augment import geometry
-
-    insert_displacement = _INSERT[0] if _INSERT else geometry.insert_displacement
-    height, width = labels.shape
-    ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
-    columns = torch.arange(width)[None, :].expand(height, width)
-    unit = labels[row, column]
-    before = (labels == unit).sum(dim=0)
-    source = ys.clone()
-    budget = abs(float(rows)) * geometry._across(width, column, spread)
-    current = labels
-    for _ in range(32):
-        room = (budget - ((current == unit).sum(dim=0) - before)).clamp(min=0)
-        if float(room.max()) < 0.5:
-            break
-        # The centre moves up to the unit's grown top, so that every step repeats rows a third
-        # of the way into the unit on each column (not a depth the flanks do not reach).
-        top = row
-        while top > 0 and bool(current[top - 1, column] == unit):
-            top -= 1
-        offset = insert_displacement(
-            current, shift=float(rows), row=top, column=column, spread=spread
-        )
-        peak = offset.max(dim=0).values
-        offset = offset * torch.where(peak > 0, room / peak.clamp(min=1e-9), 0.0).clamp(max=1)[None]
-        if float(offset.max()) < 0.5:
-            break
-        position = ys + offset
-        floor = position.floor().long().clamp(0, height - 1)
-        source = torch.gather(source, 0, floor) + (position - position.floor())
-        current = labels[source.round().long().clamp(0, height - 1), columns]
-    return source - ys
 
 
 def centre_of(labels: torch.Tensor, cls: int) -> tuple[int, int] | None:
@@ -131,7 +82,7 @@ def centre_of(labels: torch.Tensor, cls: int) -> tuple[int, int] | None:
 
 def grow_batch(batch: dict[str, Any], *, rows: float, cls: int) -> dict[str, Any]:
     """Every sample holding ``cls`` with that unit grown by ``rows`` at :func:`centre_of`."""
-    from segforget.augment.geometry import _resample
+    from segforget.augment.geometry import _resample, grow_displacement
 
     size, _, height, width = batch["image"].shape
     ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
@@ -141,7 +92,7 @@ def grow_batch(batch: dict[str, Any], *, rows: float, cls: int) -> dict[str, Any
         centre = centre_of(batch["label"][b], cls)
         if centre is None:
             continue
-        offset = grow_offset(
+        offset = grow_displacement(
             batch["label"][b], rows=rows, row=centre[0], column=centre[1], spread=SPREAD * width
         )
         sources[b] = (xs, ys + offset)
@@ -233,8 +184,15 @@ def measure(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
+    """``segforget benchmark`` with method ``warp`` centred on a pixel of ``--cls`` (a sample
+    without one takes a random centre, as the method's own draw would)."""
     from segforget.augment import geometry, methods
+    from segforget.classes import F3_CLASS_NAMES
     from segforget.cli import main
+
+    if args.cls not in F3_CLASS_NAMES:
+        raise SystemExit(f"Expected --cls to be one of {list(F3_CLASS_NAMES)}, got {args.cls!r}")
+    cls = F3_CLASS_NAMES.index(args.cls)
 
     def transform(self, batch, *, generator):
         centres = geometry.region_centres(batch["label"] == cls, generator)
@@ -249,36 +207,63 @@ def train(args: argparse.Namespace) -> None:
             ignore_index=self.ignore_index,
         )
 
-    def grown(labels, *, shift, row, column, spread):
-        return grow_offset(labels, rows=shift, row=row, column=column, spread=spread)
-
-    from segforget.classes import F3_CLASS_NAMES
-
-    if args.cls not in F3_CLASS_NAMES:
-        raise SystemExit(f"Expected --cls to be one of {list(F3_CLASS_NAMES)}, got {args.cls!r}")
-    cls = F3_CLASS_NAMES.index(args.cls)
-    original_regions = methods.RegionMethod.batch_regions
-
-    def class_regions(self, batch):  # the warp's centres only (rotate_scope reads its own)
-        return original_regions(self, batch) & (batch["label"] == cls)
-
-    def warp_at_class(self, batch, generator):
-        self.batch_regions = lambda b: class_regions(self, b)
-        try:
-            return original_warp(self, batch, generator)
-        finally:
-            del self.batch_regions
-
-    original_warp = methods.RegionMethod._maybe_warp
-    _INSERT.append(geometry.insert_displacement)
-    geometry.insert_displacement = grown
-    if args.centres == "class":
-        methods.Warp.transform_batch = transform
-    elif args.centres == "regions-class":
-        methods.RegionMethod._maybe_warp = warp_at_class
+    methods.Warp.transform_batch = transform
     main(["benchmark", *args.rest])
+
+
+def wrapped_layering(period: float) -> Any:
+    """A replacement of the generator's ``_Geology._layering`` whose salt (unit 5) layer
+    coordinate counts depth below the salt top modulo ``period`` rows (other units as they
+    were)."""
+    from segforget.data.synthetic import _Geology
+
+    original = _Geology._layering
+
+    def layering(self, unit, il, maps, h, zs, window, layers):
+        if unit != 5:
+            return original(self, unit, il, maps, h, zs, window, layers)
+        blocks = self.block_offset[self.blocks[il]].astype(np.float32)[:, :, None]
+        below = np.mod(zs - h[4][:, :, None], np.float32(period))
+        return below / np.float32(self.layer_samples[5]) + blocks
+
+    return layering
+
+
+def wrap(args: argparse.Namespace) -> None:
+    from unittest import mock
+
+    from segforget.data.synthetic import _Geology, generate_survey
+
+    cls = 5  # the generator's salt
+    surveys = {"original": generate_survey(args.preset, seed=0)}
+    with mock.patch.object(_Geology, "_layering", wrapped_layering(float(args.limit))):
+        surveys["wrapped"] = generate_survey(args.preset, seed=0)
+    same = np.array_equal(surveys["original"].train_labels, surveys["wrapped"].train_labels)
+    print(f"training labels unchanged: {same}")
+    heads = list(interior_masks(np.zeros((1, 1, 1), np.int64), cls, args.limit))
+    print(f"| runs | test volumes | seeds | {' | '.join(heads)} |")
+    print("|---|---|---:|" + "---|" * len(heads))
+    for spec in [s for s in args.runs.split(",") if s]:
+        name, _, folder = spec.partition("=")
+        runs = sorted(p for p in Path(folder).glob("seed*") if (p / "checkpoints").is_dir())
+        for label, survey in surveys.items():
+            right = np.zeros((len(runs), 3))
+            total = np.zeros(3)
+            for split, (seismic, labels) in survey.volumes.items():
+                if split == "train":
+                    continue
+                sections = np.ascontiguousarray(np.transpose(labels, (0, 2, 1))).astype(np.int64)
+                raw = torch.from_numpy(np.ascontiguousarray(np.transpose(seismic, (0, 2, 1))))
+                masks = list(interior_masks(sections, cls, args.limit).values())
+                total += [m.sum() for m in masks]
+                for k, run in enumerate(runs):
+                    predicted = predict(run, raw[:, None])
+                    right[k] += [(predicted[m] == cls).sum() for m in masks]
+            acc = (right / total).mean(axis=0)
+            cells = " | ".join(f"{a:.3f}" for a in acc)
+            print(f"| {name} | {label} layers | {len(runs)} | {cells} |")
 
 
 if __name__ == "__main__":
     arguments = parse_args(sys.argv[1:])
-    measure(arguments) if arguments.command == "measure" else train(arguments)
+    {"measure": measure, "train": train, "wrap": wrap}[arguments.command](arguments)

@@ -439,46 +439,6 @@ def _made_bodies():
     return bench_made_bodies
 
 
-def _layers(height=40, width=30, tops=(20, 30)):
-    import torch
-
-    labels = torch.zeros((height, width), dtype=torch.long)
-    for top in tops:
-        labels[top:] += 1
-    return labels
-
-
-def test_grown_body_gains_the_asked_rows_from_its_own_rows():
-    """Flat layers, a 10-row unit at the base grown by 12 at column 15: 22 rows there (one
-    clipped insert adds only 5, the rows under the centre); every column gains round(12 g(x))
-    (g the Gaussian across); labels stay ordered down every trace; the rows from the centre
-    down stay."""
-    import numpy as np
-    import torch
-
-    bench = _made_bodies()
-    labels = _layers()
-    offset = bench.grow_offset(labels, rows=12.0, row=35, column=15, spread=3.0)
-    ys = torch.arange(40, dtype=torch.float64)[:, None]
-    source = (ys + offset).round().long().clamp(0, 39)
-    grown = labels[source, torch.arange(30)[None, :]]
-    thickness = (grown == 2).sum(dim=0)
-    assert int(thickness[15]) == 22
-    gauss = np.exp(-((np.arange(30) - 15) ** 2) / (2 * 3.0**2))
-    assert (np.abs(thickness.numpy() - (10 + 12 * gauss)) <= 1.0).all()
-    assert int(thickness[0]) == 10 and torch.equal(grown[:, 0], labels[:, 0])
-    assert bool((grown[1:] >= grown[:-1]).all())
-    assert bool((offset[35:, 15] == 0).all())  # from the centre down the rows stay
-
-
-def test_grown_body_stops_where_the_unit_cannot_grow():
-    """A unit of one row has no rows under a third of its thickness to repeat: nothing moves."""
-    bench = _made_bodies()
-    labels = _layers(tops=(20, 39))
-    offset = bench.grow_offset(labels, rows=12.0, row=39, column=15, spread=3.0)
-    assert bool((offset == 0).all())
-
-
 def test_made_body_centre_and_interior_masks_hand_case():
     import numpy as np
     import torch
@@ -497,8 +457,39 @@ def test_made_body_centre_and_interior_masks_hand_case():
 
 def test_made_bodies_passes_what_follows_the_separator_to_the_benchmark():
     bench = _made_bodies()
-    args = bench.parse_args(["train", "--centres", "regions", "--", "--seeds", "6", "--cls"])
-    assert (args.command, args.centres, args.cls) == ("train", "regions", "zechstein")
+    args = bench.parse_args(["train", "--cls", "scruff", "--", "--seeds", "6", "--cls"])
+    assert (args.command, args.cls) == ("train", "scruff")
     assert args.rest == ["--seeds", "6", "--cls"]
     with pytest.raises(SystemExit):
         bench.parse_args(["measure", "--data", "synthetic:small:0"])  # no --runs
+
+
+def test_wrapped_salt_layers_repeat_the_first_period():
+    """The salt's layer coordinate: unchanged above ``period`` rows below the salt top, and
+    from there equal to its value ``period`` (or twice ``period``) rows higher; other units
+    unchanged."""
+    import numpy as np
+
+    from segforget.data.synthetic import _Geology, survey_config
+
+    bench = _made_bodies()
+    geology = _Geology(survey_config("small"), 0)
+    il = np.arange(3)
+    width = geology.blocks.shape[1]
+    h = np.zeros((5, 3, width), np.float32)
+    h[4] = 2.5  # the salt top, off the sample grid
+    zs = np.broadcast_to(np.arange(30, dtype=np.float32), (3, width, 30)).copy()
+    args = (il, {}, h, zs, slice(0, 30), np.ones(6))
+    original = geology._layering(5, *args)
+    wrapped = bench.wrapped_layering(10.0)(geology, 5, *args)
+    below = zs - 2.5
+    inside = (below >= 0) & (below < 10)
+    np.testing.assert_allclose(wrapped[inside], original[inside], rtol=1e-6)
+    step = 10 / geology.layer_samples[5]  # ten rows deeper: the coordinate ten rows up, again
+    deep = below >= 10
+    periods = np.floor(below / 10)[deep]  # 1 or 2 here
+    assert set(periods.tolist()) == {1.0, 2.0}
+    np.testing.assert_allclose(wrapped[deep], original[deep] - step * periods, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(
+        bench.wrapped_layering(10.0)(geology, 4, *args), geology._layering(4, *args)
+    )

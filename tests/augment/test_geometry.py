@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from segforget.augment import build_method, region_centres, rotate_batch, warp_batch
-from segforget.augment.geometry import insert_displacement, unit_rows, warp_displacement
+from segforget.augment.geometry import (
+    grow_displacement,
+    insert_displacement,
+    unit_rows,
+    warp_displacement,
+)
 
 N, H, W = 5, 40, 48
 
@@ -250,9 +255,9 @@ def test_region_centres_are_uniform_over_the_selected_pixels():
     assert counts.min() > 150 and counts.max() < 250  # 200 each expected (sd ~12)
 
 
-def _focus(**options):
+def _focus(data=None, **options):
     method = build_method("online", {"inner": "focus", "warp_p": 1.0, **options}).inner
-    method.setup(data=None, num_classes=5, ignore_index=255, seed=0)
+    method.setup(data=data, num_classes=5, ignore_index=255, seed=0)
     region = np.zeros((N, H, W), dtype=bool)
     region[2, 30:33, 20:24] = True  # only section 2 holds selected pixels
     method.set_regions("inline", region.reshape(-1), (H, W))
@@ -299,7 +304,9 @@ def test_warp_options_and_errors():
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_scope": "some"})
     with pytest.raises(ValueError, match="`warp_width` to be > 0"):
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_width": -0.1})
-    with pytest.raises(ValueError, match="`mode` to be one of \\['shift', 'stretch', 'insert'\\]"):
+    with pytest.raises(
+        ValueError, match="`mode` to be one of \\['shift', 'stretch', 'insert', 'grow'\\]"
+    ):
         build_method("warp", {"mode": "bend"})
     with pytest.raises(ValueError, match="`warp_mode` to be one of"):
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_mode": "bend"})
@@ -329,3 +336,104 @@ def test_visual_check_draws_the_labels_when_the_warp_moved_them(tmp_path):
             widths[warp] = image.size[0]
     # 5 panels per section (labels before and after) against 3
     assert widths[8.0] / widths[0.0] == pytest.approx(5 / 3, rel=0.05)
+
+
+def _three_units(height=40, width=30, tops=(20, 30)):
+    labels = torch.zeros((height, width), dtype=torch.long)
+    for top in tops:
+        labels[top:] += 1
+    return labels
+
+
+def test_grown_unit_gains_the_asked_rows_from_its_own_rows():
+    """Flat layers, a 10-row unit at the base grown by 12 at column 15: 22 rows there (one
+    clipped insert adds only 4, the rows under the centre); every column gains round(12 g(x))
+    within a row (g the Gaussian across); labels stay ordered down every trace; from the centre
+    down the rows stay; a negative size and a unit too thin to repeat leave everything."""
+    labels = _three_units()
+    offset = grow_displacement(labels, rows=12.0, row=35, column=15, spread=3.0)
+    ys = torch.arange(40, dtype=torch.float64)[:, None]
+    source = (ys + offset).round().long().clamp(0, 39)
+    grown = labels[source, torch.arange(30)[None, :]]
+    thickness = (grown == 2).sum(dim=0)
+    assert int(thickness[15]) == 22
+    once = insert_displacement(labels, shift=12.0, row=35, column=15, spread=3.0)
+    single = labels[(ys + once).round().long().clamp(0, 39), torch.arange(30)[None, :]]
+    assert int((single == 2).sum(dim=0)[15]) <= 14
+    gauss = np.exp(-((np.arange(30) - 15) ** 2) / (2 * 3.0**2))
+    assert (np.abs(thickness.numpy() - (10 + 12 * gauss)) <= 1.0).all()
+    assert int(thickness[0]) == 10 and torch.equal(grown[:, 0], labels[:, 0])
+    assert bool((grown[1:] >= grown[:-1]).all())
+    assert bool((offset[35:, 15] == 0).all())
+    assert bool((grow_displacement(labels, rows=-12.0, row=35, column=15, spread=3.0) == 0).all())
+    thin = _three_units(tops=(20, 39))
+    assert bool((grow_displacement(thin, rows=12.0, row=39, column=15, spread=3.0) == 0).all())
+
+
+def test_grow_mode_of_the_warp_grows_on_positive_draws_and_leaves_negative_ones():
+    """warp_batch in mode grow: the base unit (rows 32-39) of a sample drawn a positive shift
+    is that much thicker at the centre column (to half a row), pixel identity holds, labels
+    stay ordered; a sample drawn a negative shift is returned bit for bit."""
+    batch = _layered_batch()
+    centres = torch.tensor([[36, 20], [36, 30], [36, 10]])
+    signs = set()
+    for seed in range(6):
+        out, draw = _warp_every_sample(batch, pixels=6.0, seed=seed, centres=centres, mode="grow")
+        for b in range(3):
+            shift = float((draw[0, b] * 2 - 1) * 6.0)
+            signs.add(shift > 0)
+            column = int(centres[b, 1])
+            if shift <= 0:
+                for key in ("image", "label", "pixel_index"):
+                    assert torch.equal(out[key][b], batch[key][b])
+                continue
+            thickness = int((out["label"][b][:, column] == 4).sum())
+            assert abs(thickness - (8 + shift)) <= 0.5 + 1e-9
+            valid = out["pixel_index"][b] >= 0
+            local = out["pixel_index"][b][valid] - [0, 2, 3][b] * H * W
+            assert torch.equal(out["label"][b][valid], batch["label"][0].reshape(-1)[local])
+            assert bool((out["label"][b][1:] >= out["label"][b][:-1]).all())
+    assert signs == {True, False}
+
+
+def _with_classes(**options):
+    """_focus on a data set whose classes are named c0..c4."""
+    from types import SimpleNamespace
+
+    return _focus(SimpleNamespace(class_names=[f"c{k}" for k in range(5)], views=()), **options)
+
+
+@pytest.mark.parametrize("scope", ["all", "regions"])
+def test_warp_class_puts_the_centres_on_that_class_only(scope):
+    """Scope all: the centre is a pixel of the class (rows 32-39 for c4) in every sample; scope
+    regions: a selected pixel of the class (only section 2's row 32, columns 20-23); a sample
+    without one is not warped. Against region_centres on the class mask, then warp_batch, with
+    the same generator."""
+    method = _with_classes(warp=8.0, warp_scope=scope, warp_class="c4", warp_mode="grow")
+    batch = _layered_batch()
+    out = method.transform_batch(batch, generator=torch.Generator().manual_seed(2))
+    generator = torch.Generator().manual_seed(2)
+    allowed = batch["label"] == 4
+    if scope == "regions":
+        allowed = allowed & method.batch_regions(batch)
+        assert allowed.sum() == 4 and allowed[1, 32, 20:24].all()
+    centres = region_centres(allowed, generator)
+    p = (centres[:, 0] >= 0).float()
+    want = warp_batch(
+        batch, pixels=8.0, width=0.15, p=p, generator=generator, centres=centres, mode="grow"
+    )
+    for key in ("image", "label", "pixel_index"):
+        assert torch.equal(out[key], want[key])
+    if scope == "regions":
+        for b in (0, 2):
+            assert torch.equal(out["label"][b], batch["label"][b])
+    none = _with_classes(warp=8.0, warp_scope=scope, warp_class="c0")
+    if scope == "regions":  # no selected pixel is of class c0: nothing moves
+        assert none.transform_batch(batch, generator=torch.Generator()) is batch
+
+
+def test_warp_class_must_name_a_class_of_the_data():
+    with pytest.raises(ValueError, match="`warp_class` to name a class of the data \\(c0, c1"):
+        _with_classes(warp=8.0, warp_class="salt")
+    with pytest.raises(TypeError, match="`warp_class`"):
+        build_method("online", {"inner": "focus", "warp_class": 3})

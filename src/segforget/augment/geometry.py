@@ -14,7 +14,9 @@ prediction against the pixel it came from.
                         base made thicker or thinner); in mode ``"insert"`` only the layers
                         above the centre's unit move, following the unit across the section,
                         so rows of that unit are shown twice (made thicker with its own rows,
-                        at its own frequency) or cut out (made thinner).
+                        at its own frequency) or cut out (made thinner); mode ``"grow"``
+                        composes inserts until the unit is thicker by the whole shift (a
+                        unit grown beyond its own thickness, never made thinner).
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ __all__ = [
     "warp_batch",
     "warp_displacement",
     "insert_displacement",
+    "grow_displacement",
     "unit_rows",
     "region_centres",
 ]
 
 #: How :func:`warp_displacement` treats the layers under the centre: moved rigidly, stretched
-#: between the centre and the unmoved bottom row, or left in place (rows inserted or cut above).
-WARP_MODES: tuple[str, ...] = ("shift", "stretch", "insert")
+#: between the centre and the unmoved bottom row, or left in place (rows inserted or cut above;
+#: ``"grow"``: inserted until the unit is thicker by the whole shift).
+WARP_MODES: tuple[str, ...] = ("shift", "stretch", "insert", "grow")
+#: Most clipped inserts one grown unit composes (each adds at least half a row or ends it).
+_GROW_STEPS = 32
 _BUMP_MODES = WARP_MODES[:2]
 
 #: A warp's shift is at most this share of the centre's depth, so that depth stays monotone
@@ -268,6 +274,70 @@ def insert_displacement(
     return ramp * (local * _across(width, column, spread))[None, :]
 
 
+def grow_displacement(
+    labels: torch.Tensor,
+    *,
+    rows: float,
+    row: int,
+    column: int,
+    spread: float,
+) -> torch.Tensor:
+    """The vertical source offset of :func:`warp_batch` in mode ``"grow"`` for one sample.
+
+    The unit of pixel (row, column) is made thicker by up to ``rows`` rows (``rows`` <= 0
+    leaves the sample as it is: a grown unit is never made thinner): clipped inserts
+    (:func:`insert_displacement`, which repeats at most the unit's rows under its centre) are
+    composed, each on the labels the previous ones made, until the unit's label has ``rows *
+    g(x)`` more pixels on every column (``g`` the bump's Gaussian across, 1 at ``column``) or
+    stops growing. From the second insert on, the centre is the unit's grown top on
+    ``column``, so each repeats the rows a third of the way into the unit on every column.
+    Every insert squeezes the unit's rows above its centre a little, so it adds fewer rows
+    than its shift: the loop counts the rows the unit has gained, not the shifts. The
+    composition follows, for each output row, the source of the row just above its position
+    in the previous step (no interpolation across the seams where rows repeat). Columns
+    without the unit stay.
+
+    Args:
+        labels: (H, W) the sample's labels.
+
+    Returns:
+        (H, W) float64: the output pixel (y, x) shows the source (y + offset, x).
+    """
+    height, width = labels.shape
+    ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
+    columns = torch.arange(width)[None, :].expand(height, width)
+    unit = labels[row, column]
+    before = (labels == unit).sum(dim=0)
+    source = ys.clone()
+    budget = max(float(rows), 0.0) * _across(width, column, spread)
+    current = labels
+    for _ in range(_GROW_STEPS):
+        room = (budget - ((current == unit).sum(dim=0) - before)).clamp(min=0)
+        if float(room.max()) < 0.5:
+            break
+        top = row
+        while top > 0 and bool(current[top - 1, column] == unit):
+            top -= 1
+        offset = _insert_step(
+            current, shift=abs(float(rows)), row=top, column=column, spread=spread
+        )
+        peak = offset.max(dim=0).values
+        scale = torch.where(peak > 0, room / peak.clamp(min=1e-9), 0.0).clamp(max=1)
+        offset = offset * scale[None, :]
+        if float(offset.max()) < 0.5:
+            break
+        position = ys + offset
+        floor = position.floor().long().clamp(0, height - 1)
+        source = torch.gather(source, 0, floor) + (position - position.floor())
+        current = labels[source.round().long().clamp(0, height - 1), columns]
+    return source - ys
+
+
+#: The clipped insert that :func:`grow_displacement` composes (bound here, so that replacing
+#: the module's ``insert_displacement`` cannot make it call itself).
+_insert_step = insert_displacement
+
+
 def warp_batch(
     batch: dict[str, Any],
     *,
@@ -293,8 +363,10 @@ def warp_batch(
         p: one probability, or a (B,) tensor of per-sample probabilities.
         centres: optional (B, 2) int64 (row, column) per sample; a negative row means none
             (that sample's centre is drawn).
-        mode: ``"shift"``, ``"stretch"`` (see :func:`warp_displacement`) or ``"insert"``
-            (see :func:`insert_displacement`, which reads ``label``).
+        mode: ``"shift"``, ``"stretch"`` (see :func:`warp_displacement`), ``"insert"``
+            (see :func:`insert_displacement`, which reads ``label``) or ``"grow"`` (see
+            :func:`grow_displacement`: a positive shift makes the centre's unit thicker by
+            that many rows, a negative one leaves the sample as it is).
 
     Returns:
         A new dict with warped ``image``, ``label``, ``pixel_index`` (other keys shared);
@@ -319,6 +391,11 @@ def warp_batch(
         shape = dict(shift=float(shifts[b]), row=int(rows[b]), column=int(columns[b]))
         if mode == "insert":
             offset = insert_displacement(batch["label"][b], spread=width * width_px, **shape)
+        elif mode == "grow":
+            grow_by = shape.pop("shift")
+            offset = grow_displacement(
+                batch["label"][b], rows=grow_by, spread=width * width_px, **shape
+            )
         else:
             offset = warp_displacement(
                 height, width_px, spread=width * width_px, mode=mode, **shape

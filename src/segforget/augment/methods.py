@@ -74,7 +74,7 @@ METHOD_NAMES: tuple[str, ...] = (
 _REGION_KEYS = ("k", "include_never_learned", "opening", "min_area", "budget", "dilate")
 _GEOMETRY_KEYS = (
     *("rotate", "rotate_p", "rotate_scope"),
-    *("warp", "warp_p", "warp_width", "warp_scope", "warp_mode"),
+    *("warp", "warp_p", "warp_width", "warp_scope", "warp_mode", "warp_class"),
 )
 _COMMON_KEYS = ("regions", "mode", *_GEOMETRY_KEYS, *_REGION_KEYS)
 
@@ -223,8 +223,10 @@ class RegionMethod(TrainingMethod):
             warp_width: the bump's lateral spread (0.15 of the section width); warp_scope:
             ``"regions"`` (default): only the samples that hold selected pixels, the bump
             centred on one of them; ``"all"``: every sample, centred on a random pixel;
-            warp_mode: ``"shift"`` (default), ``"stretch"`` or ``"insert"`` (see
-            :class:`Warp`).
+            warp_mode: ``"shift"`` (default), ``"stretch"``, ``"insert"`` or ``"grow"`` (see
+            :class:`Warp`); warp_class: a class name, the bump's centres only on pixels of
+            that class (selected ones with scope ``"regions"``; a sample without one is not
+            warped; default: none, any class).
     """
 
     option_keys: tuple[str, ...] = _COMMON_KEYS
@@ -271,6 +273,8 @@ class RegionMethod(TrainingMethod):
             raise ValueError(
                 f"Expected option `warp_scope` to be 'all' or 'regions', got {self.warp_scope!r}"
             )
+        self.warp_class: str | None = _option(options, "warp_class", None, (str, type(None)))
+        self.warp_class_index: int | None = None
         self.regions: dict[str, torch.Tensor] = {}
         self.section_shapes: dict[str, tuple[int, int]] = {}
         self.space_shapes: dict[str, tuple[int, int]] = {}
@@ -329,6 +333,14 @@ class RegionMethod(TrainingMethod):
     def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
         self.ignore_index = ignore_index
         self.num_classes = num_classes
+        if self.warp_class is not None:
+            names = list(getattr(data, "class_names", ()) or ())
+            if self.warp_class not in names:
+                raise ValueError(
+                    "Expected option `warp_class` to name a class of the data "
+                    f"({', '.join(names)}), got {self.warp_class!r}"
+                )
+            self.warp_class_index = names.index(self.warp_class)
         if data is not None and hasattr(data, "space"):
             # the live tracker's stats carry no meta; online refreshes need the section shape
             for view in data.views:
@@ -368,8 +380,14 @@ class RegionMethod(TrainingMethod):
             return batch
         p: float | torch.Tensor = self.warp_p
         centres = None
-        if self.warp_scope == "regions":
-            centres = region_centres(self.batch_regions(batch), generator)  # (B, 2)
+        if self.warp_scope == "regions" or self.warp_class_index is not None:
+            if self.warp_scope == "regions":
+                allowed = self.batch_regions(batch)
+            else:
+                allowed = torch.ones_like(batch["label"], dtype=torch.bool)
+            if self.warp_class_index is not None:
+                allowed = allowed & (batch["label"] == self.warp_class_index)
+            centres = region_centres(allowed, generator)  # (B, 2)
             p = (centres[:, 0] >= 0).to(torch.float32) * self.warp_p
         return warp_batch(
             batch,
