@@ -437,3 +437,93 @@ def test_warp_class_must_name_a_class_of_the_data():
         _with_classes(warp=8.0, warp_class="salt")
     with pytest.raises(TypeError, match="`warp_class`"):
         build_method("online", {"inner": "focus", "warp_class": 3})
+
+
+def test_warps_apply_in_order_after_the_flat_warp():
+    """Flat warp (grow at a c4 pixel, scope all), then warps[0] (insert at a c2 pixel, p 0.7,
+    width 0.3); warps[1] has no shift and is dropped. Against region_centres + warp_batch
+    called in the same order on the same generator."""
+    method = _with_classes(
+        warp=6.0,
+        warp_scope="all",
+        warp_class="c4",
+        warp_mode="grow",
+        warps=[
+            {
+                "pixels": 5.0,
+                "p": 0.7,
+                "width": 0.3,
+                "mode": "insert",
+                "scope": "all",
+                "class": "c2",
+            },
+            {"pixels": 0.0, "mode": "stretch"},
+        ],
+    )
+    assert [(w.mode, w.class_name) for w in method.warps] == [("grow", "c4"), ("insert", "c2")]
+    assert method.warp_class_indices == [4, 2]
+    batch = _layered_batch()
+    for seed in range(4):
+        out = method.transform_batch(batch, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        want = batch
+        for cls, pixels, p, width, mode in (
+            (4, 6.0, 1.0, 0.15, "grow"),
+            (2, 5.0, 0.7, 0.3, "insert"),
+        ):
+            centres = region_centres(want["label"] == cls, generator)
+            want = warp_batch(
+                want,
+                pixels=pixels,
+                width=width,
+                p=(centres[:, 0] >= 0).float() * p,
+                generator=generator,
+                centres=centres,
+                mode=mode,
+            )
+        for key in ("image", "label", "pixel_index"):
+            assert torch.equal(out[key], want[key])
+    # the second warp changed something the first alone does not
+    first = _with_classes(warp=6.0, warp_scope="all", warp_class="c4", warp_mode="grow")
+    alone = [
+        first.transform_batch(batch, generator=torch.Generator().manual_seed(s))["label"]
+        for s in range(4)
+    ]
+    both = [
+        method.transform_batch(batch, generator=torch.Generator().manual_seed(s))["label"]
+        for s in range(4)
+    ]
+    assert any(not torch.equal(a, b) for a, b in zip(alone, both))
+
+
+def test_a_warps_entry_is_the_flat_warp_bit_for_bit():
+    """The same warp given flat or as the only entry of `warps`: the same batches."""
+    flat = _focus(warp=8.0, warp_mode="insert", warp_scope="all", warp_p=0.6)
+    listed = _focus(warps=[{"pixels": 8.0, "mode": "insert", "scope": "all", "p": 0.6}])
+    assert flat.warps == listed.warps
+    batch = _layered_batch()
+    for seed in range(3):
+        a = flat.transform_batch(batch, generator=torch.Generator().manual_seed(seed))
+        b = listed.transform_batch(batch, generator=torch.Generator().manual_seed(seed))
+        for key in ("image", "label", "pixel_index"):
+            assert torch.equal(a[key], b[key])
+
+
+def test_warps_errors_name_the_entry_and_key():
+    with pytest.raises(ValueError, match="`warps\\[0\\].mode` to be one of"):
+        _focus(warps=[{"pixels": 4.0, "mode": "bend"}])
+    with pytest.raises(ValueError, match="`warps\\[1\\].scope` to be 'all' or 'regions'"):
+        _focus(warps=[{"pixels": 4.0}, {"pixels": 4.0, "scope": "some"}])
+    with pytest.raises(ValueError, match="`warps\\[0\\].p` to be a probability"):
+        _focus(warps=[{"pixels": 4.0, "p": 1.5}])
+    with pytest.raises(ValueError, match="keys of option `warps\\[0\\]`.*unknown \\['warp'\\]"):
+        _focus(warps=[{"warp": 4.0}])
+    with pytest.raises(TypeError, match="`warps` to be a list of mappings"):
+        _focus(warps={"pixels": 4.0})
+    with pytest.raises(TypeError, match="`warps\\[0\\].pixels` to be float"):
+        _focus(warps=[{"pixels": "4"}])
+    with pytest.raises(ValueError, match="`warps\\[0\\].class` to name a class of the data"):
+        _with_classes(warps=[{"pixels": 4.0, "class": "salt"}])
+    # a chain warps once, in its last member
+    chain = build_method("online", {"inner": "oversample+focus", "warps": [{"pixels": 4.0}]})
+    assert [len(m.warps) for m in chain.inner.members] == [0, 1]

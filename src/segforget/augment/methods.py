@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "REGION_METHOD_NAMES",
     "REFERENCE_METHOD_NAMES",
     "RegionMethod",
+    "WarpSpec",
     "Rotate",
     "Warp",
     "Oversample",
@@ -74,7 +76,7 @@ METHOD_NAMES: tuple[str, ...] = (
 _REGION_KEYS = ("k", "include_never_learned", "opening", "min_area", "budget", "dilate")
 _GEOMETRY_KEYS = (
     *("rotate", "rotate_p", "rotate_scope"),
-    *("warp", "warp_p", "warp_width", "warp_scope", "warp_mode", "warp_class"),
+    *("warp", "warp_p", "warp_width", "warp_scope", "warp_mode", "warp_class", "warps"),
 )
 _COMMON_KEYS = ("regions", "mode", *_GEOMETRY_KEYS, *_REGION_KEYS)
 
@@ -205,6 +207,78 @@ class Warp(_Geometric):
         )
 
 
+#: Option names of one warp, flat (``warp_mode``) and as an entry of option ``warps``.
+_WARP_FIELDS = ("pixels", "p", "width", "mode", "scope", "class")
+_FLAT_WARP_KEYS = ("warp", "warp_p", "warp_width", "warp_mode", "warp_scope", "warp_class")
+
+
+@dataclass(frozen=True)
+class WarpSpec:
+    """One vertical bump a region method applies to its batches (see :class:`RegionMethod`).
+
+    Attributes:
+        pixels: the largest shift (> 0 to warp at all).
+        p: probability per sample.
+        width: the bump's lateral spread, a share of the section width.
+        mode: one of :data:`segforget.augment.geometry.WARP_MODES`.
+        scope: ``"regions"`` (centres on selected pixels) or ``"all"`` (any pixel).
+        class_name: centres only on pixels of this class, or None (any class).
+    """
+
+    pixels: float
+    p: float = 0.5
+    width: float = 0.15
+    mode: str = "shift"
+    scope: str = "regions"
+    class_name: str | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], keys: tuple[str, ...]) -> WarpSpec:
+        """Read and check one warp from ``options`` under ``keys`` (the names of
+        :data:`_WARP_FIELDS` in that mapping, e.g. ``warp_mode`` or ``warps[1].mode``)."""
+        named = dict(zip(_WARP_FIELDS, keys))
+        spec = cls(
+            pixels=_option(options, named["pixels"], 0.0, float),
+            p=_check_probability(named["p"], _option(options, named["p"], 0.5, float)),
+            width=_option(options, named["width"], 0.15, float),
+            mode=_option(options, named["mode"], "shift", str),
+            scope=_option(options, named["scope"], "regions", str),
+            class_name=_option(options, named["class"], None, (str, type(None))),
+        )
+        _check_warp(
+            spec.pixels, spec.width, spec.mode, (named["pixels"], named["width"], named["mode"])
+        )
+        if spec.scope not in ("all", "regions"):
+            raise ValueError(
+                f"Expected option `{named['scope']}` to be 'all' or 'regions', got {spec.scope!r}"
+            )
+        return spec
+
+
+def _warp_specs(options: Mapping[str, Any]) -> list[tuple[WarpSpec, str]]:
+    """The warps of a region method: the flat ``warp*`` options first, then each entry of
+    ``warps`` (a list of mappings with keys from :data:`_WARP_FIELDS`); those with no shift
+    are dropped. Each comes with the name of its class option (for error messages)."""
+    specs = [(WarpSpec.from_options(options, _FLAT_WARP_KEYS), "warp_class")]
+    extra = options.get("warps", [])
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(e, Mapping) for e in extra):
+        raise TypeError(
+            "Expected option `warps` to be a list of mappings (keys "
+            f"{', '.join(_WARP_FIELDS)}), got {extra!r}"
+        )
+    for position, entry in enumerate(extra):
+        unknown = sorted(set(entry) - set(_WARP_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"Expected the keys of option `warps[{position}]` from {list(_WARP_FIELDS)}, "
+                f"got unknown {unknown}"
+            )
+        keys = tuple(f"warps[{position}].{field}" for field in _WARP_FIELDS)
+        prefixed = {f"warps[{position}].{k}": v for k, v in entry.items()}
+        specs.append((WarpSpec.from_options(prefixed, keys), keys[-1]))
+    return [(spec, key) for spec, key in specs if spec.pixels > 0]
+
+
 class RegionMethod(TrainingMethod):
     """Base of the methods driven by frequently forgotten regions.
 
@@ -227,6 +301,10 @@ class RegionMethod(TrainingMethod):
             :class:`Warp`); warp_class: a class name, the bump's centres only on pixels of
             that class (selected ones with scope ``"regions"``; a sample without one is not
             warped; default: none, any class).
+        warps: more warps, applied in order after the flat one: a list of mappings with keys
+            ``pixels``, ``p``, ``width``, ``mode``, ``scope`` and ``class`` (the flat options'
+            meanings and defaults; see :class:`WarpSpec`), e.g. ``[{"pixels": 10.0, "mode":
+            "insert", "class": "rijnland_chalk", "scope": "all"}]``.
     """
 
     option_keys: tuple[str, ...] = _COMMON_KEYS
@@ -258,23 +336,15 @@ class RegionMethod(TrainingMethod):
                 "Expected option `rotate_scope` to be 'all' or 'regions', "
                 f"got {self.rotate_scope!r}"
             )
-        self.warp_pixels = _option(options, "warp", 0.0, float)
-        self.warp_p = _check_probability("warp_p", _option(options, "warp_p", 0.5, float))
-        self.warp_width = _option(options, "warp_width", 0.15, float)
-        self.warp_mode = _option(options, "warp_mode", "shift", str)
-        _check_warp(
-            self.warp_pixels,
-            self.warp_width,
-            self.warp_mode,
-            ("warp", "warp_width", "warp_mode"),
-        )
-        self.warp_scope = _option(options, "warp_scope", "regions", str)
-        if self.warp_scope not in ("all", "regions"):
-            raise ValueError(
-                f"Expected option `warp_scope` to be 'all' or 'regions', got {self.warp_scope!r}"
-            )
-        self.warp_class: str | None = _option(options, "warp_class", None, (str, type(None)))
-        self.warp_class_index: int | None = None
+        first = WarpSpec.from_options(options, _FLAT_WARP_KEYS)
+        self.warp_pixels, self.warp_p, self.warp_width = first.pixels, first.p, first.width
+        self.warp_mode, self.warp_scope, self.warp_class = first.mode, first.scope, first.class_name
+        found = _warp_specs(options)
+        #: Every warp, applied in order (the flat ``warp*`` options first, then ``warps``).
+        self.warps: list[WarpSpec] = [spec for spec, _ in found]
+        self._warp_class_keys = [key for _, key in found]
+        #: Each warp's class index (None: any class), resolved by :meth:`setup`.
+        self.warp_class_indices: list[int | None] = [None] * len(self.warps)
         self.regions: dict[str, torch.Tensor] = {}
         self.section_shapes: dict[str, tuple[int, int]] = {}
         self.space_shapes: dict[str, tuple[int, int]] = {}
@@ -333,14 +403,17 @@ class RegionMethod(TrainingMethod):
     def setup(self, *, data: Any, num_classes: int, ignore_index: int, seed: int) -> None:
         self.ignore_index = ignore_index
         self.num_classes = num_classes
-        if self.warp_class is not None:
-            names = list(getattr(data, "class_names", ()) or ())
-            if self.warp_class not in names:
+        names = list(getattr(data, "class_names", ()) or ())
+        for position, spec in enumerate(self.warps):
+            if spec.class_name is None:
+                continue
+            if spec.class_name not in names:
+                key = self._warp_class_keys[position]
                 raise ValueError(
-                    "Expected option `warp_class` to name a class of the data "
-                    f"({', '.join(names)}), got {self.warp_class!r}"
+                    f"Expected option `{key}` to name a class of the data "
+                    f"({', '.join(names)}), got {spec.class_name!r}"
                 )
-            self.warp_class_index = names.index(self.warp_class)
+            self.warp_class_indices[position] = names.index(spec.class_name)
         if data is not None and hasattr(data, "space"):
             # the live tracker's stats carry no meta; online refreshes need the section shape
             for view in data.views:
@@ -376,27 +449,37 @@ class RegionMethod(TrainingMethod):
         )
 
     def _maybe_warp(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
-        if self.warp_pixels <= 0:
-            return batch
-        p: float | torch.Tensor = self.warp_p
+        """Each of :attr:`warps` in order (none: the batch as it is, no draws taken)."""
+        for spec, cls in zip(self.warps, self.warp_class_indices):
+            batch = self._warp_once(batch, generator, spec, cls)
+        return batch
+
+    def _warp_once(
+        self,
+        batch: dict[str, Any],
+        generator: torch.Generator,
+        spec: WarpSpec,
+        class_index: int | None,
+    ) -> dict[str, Any]:
+        p: float | torch.Tensor = spec.p
         centres = None
-        if self.warp_scope == "regions" or self.warp_class_index is not None:
-            if self.warp_scope == "regions":
+        if spec.scope == "regions" or class_index is not None:
+            if spec.scope == "regions":
                 allowed = self.batch_regions(batch)
             else:
                 allowed = torch.ones_like(batch["label"], dtype=torch.bool)
-            if self.warp_class_index is not None:
-                allowed = allowed & (batch["label"] == self.warp_class_index)
+            if class_index is not None:
+                allowed = allowed & (batch["label"] == class_index)
             centres = region_centres(allowed, generator)  # (B, 2)
-            p = (centres[:, 0] >= 0).to(torch.float32) * self.warp_p
+            p = (centres[:, 0] >= 0).to(torch.float32) * spec.p
         return warp_batch(
             batch,
-            pixels=self.warp_pixels,
-            width=self.warp_width,
+            pixels=spec.pixels,
+            width=spec.width,
             p=p,
             generator=generator,
             centres=centres,
-            mode=self.warp_mode,
+            mode=spec.mode,
             ignore_index=self.ignore_index,
         )
 
@@ -1034,6 +1117,7 @@ def _build_region_method(
         if position < len(names) - 1:
             own.pop("rotate", None)  # rotate and warp once, at the end
             own.pop("warp", None)
+            own.pop("warps", None)
         members.append(_REGION_METHODS[name](own, online=online))
     return RegionChain(members)
 
