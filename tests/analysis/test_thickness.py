@@ -124,3 +124,125 @@ def test_feeding_in_chunks_equals_one_chunk():
         whole.update_test(saved[split], data.label_sections(split, "inline"))
     assert results[0] == whole.result()
     assert not feed_test_predictions(whole, data, lambda split, view: None)
+
+
+def _loop_contacts(labels):
+    """Per trace, in plain loops: every body (class, start row, length) under another body,
+    as (class above, class below, thickness above, start row, length)."""
+    out = []
+    n, h, w = labels.shape
+    for s in range(n):
+        for x in range(w):
+            runs, start = [], 0
+            for y in range(1, h + 1):
+                if y == h or labels[s, y, x] != labels[s, start, x]:
+                    runs.append((int(labels[s, start, x]), start, y - start))
+                    start = y
+            for (a, _, la), (b, sb, lb) in zip(runs, runs[1:]):
+                out.append((s, x, a, b, la, sb, lb))
+    return out
+
+
+def _layered(rng, n, h, w, classes=4, ignore=0.1):
+    """Sections of random bodies down every trace (random classes and lengths, some ignored)."""
+    labels = np.zeros((n, h, w), np.int64)
+    for s in range(n):
+        for x in range(w):
+            y = 0
+            while y < h:
+                length = int(rng.integers(1, 9))
+                value = 255 if rng.random() < ignore else int(rng.integers(0, classes))
+                labels[s, y : y + length, x] = value
+                y += length
+    return labels
+
+
+def test_under_thin_matches_a_loop_over_the_traces():
+    """Random layered sections: each class's top-3-row accuracy under thin / usual bodies of
+    the class above it, the threshold (training's 10th percentile) and medians, against plain
+    loops over the traces."""
+    from segforget.analysis.thickness import THIN_QUANTILE, TOP_ROWS
+
+    rng = np.random.default_rng(5)
+    names = ["a", "b", "c", "d"]
+    train = _layered(rng, 3, 30, 9)
+    test = _layered(rng, 2, 30, 11)
+    prediction = np.where(rng.random(test.shape) < 0.6, test, rng.integers(0, 4, test.shape)) % 4
+    acc = ThicknessAccumulator(names)
+    acc.update_train(train[:2])
+    acc.update_train(train[2:])
+    acc.update_test(prediction, test)
+    got = acc.result()
+    valid = set(range(4))
+    train_contacts = [c for c in _loop_contacts(train) if {c[2], c[3]} <= valid]
+    test_contacts = [c for c in _loop_contacts(test) if {c[2], c[3]} <= valid]
+    checked = 0
+    for k, name in enumerate(names):
+        row = got[name]["under_thin"]
+        pixels = {a: 0 for a in range(4)}
+        for _s, _x, a, b, _la, _sb, lb in test_contacts:
+            if b == k and any(t[2] == a and t[3] == k for t in train_contacts):
+                pixels[a] += min(lb, TOP_ROWS)
+        if max(pixels.values()) == 0:
+            assert row is None
+            continue
+        a = max(pixels, key=lambda j: (pixels[j], -j))
+        assert row["above"] == names[a]
+        thick_train = sorted(t[4] for t in train_contacts if t[2] == a and t[3] == k)
+        # the smallest thickness t with at least a tenth of the contacts no thicker than t
+        want_t = next(
+            t
+            for t in range(100)
+            if sum(v <= t for v in thick_train) >= THIN_QUANTILE * len(thick_train)
+        )
+        assert row["thin_below"] == want_t
+        assert row["train_median"] == next(
+            t for t in range(100) if sum(v <= t for v in thick_train) >= len(thick_train) / 2
+        )
+        for key, thin in (("thin", True), ("usual", False)):
+            n = right = called = 0
+            for s, x, aa, b, la, sb, lb in test_contacts:
+                if aa != a or b != k or (la < want_t) != thin:
+                    continue
+                for y in range(sb, sb + min(lb, TOP_ROWS)):
+                    n += 1
+                    right += prediction[s, y, x] == k
+                    called += prediction[s, y, x] == a
+            assert row[key]["pixels"] == n
+            if n:
+                assert row[key]["accuracy"] == pytest.approx(right / n)
+                assert row[key]["as_above"] == pytest.approx(called / n)
+                checked += 1
+        assert row["thin_share"] == pytest.approx(row["thin"]["pixels"] / pixels[a])
+    assert checked >= 5
+
+
+def test_under_thin_hand_case():
+    """Class 0 over class 1 on every trace: training thicknesses 2..11 (threshold: 2, the
+    10th percentile; median 6); test: 1 row of class 0 on two traces (thin), 6 rows on two;
+    the model calls the top 3 rows of class 1 class 0 under the thin ones, 1 of them under
+    one thick one."""
+    train = np.ones((1, 20, 10), np.int64)
+    for x, t in enumerate(range(2, 12)):
+        train[0, :t, x] = 0
+    test = np.ones((1, 20, 4), np.int64)
+    test[0, :1, :2] = 0
+    test[0, :6, 2:] = 0
+    prediction = test.copy()
+    prediction[0, 1:4, :2] = 0
+    prediction[0, 6, 2] = 0
+    acc = ThicknessAccumulator(["top", "under"])
+    acc.update_train(train)
+    acc.update_test(prediction, test)
+    row = acc.result()["under"]["under_thin"]
+    assert row["above"] == "top" and row["thin_below"] == 2 and row["train_median"] == 6
+    assert row["test_median"] == 1  # two contacts of 1 row, two of 6: the lower middle
+    assert row["thin"] == {"pixels": 6, "accuracy": 0.0, "as_above": 1.0}
+    assert row["usual"]["pixels"] == 6 and row["usual"]["accuracy"] == pytest.approx(5 / 6)
+    assert row["thin_share"] == 0.5
+    assert acc.result()["top"]["under_thin"] is None  # nothing lies over class 0
+    notes = thickness_findings(acc.result())
+    assert len(notes) == 1 and notes[0].startswith(
+        "On the test volumes, 50% of the top 3 rows of under lie under top thinner than 2 rows"
+    )
+    assert "0% of them right against 83% under thicker top, calling 100% of them top" in notes[0]

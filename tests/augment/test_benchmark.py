@@ -569,3 +569,81 @@ def test_rare_classes_beyond_the_thickest_training_body(tmp_path, fake_train, mo
     head = f"zechstein: **beyond** ({share * 100:.0f} %)"
     assert head in md and f"within (<= {train_max} rows" in md
     assert "| style-input | " in md.split(head)[1] and "**0.000 ± 0.000**" in md
+
+
+def _under_chalk(labels, chalk, scruff):
+    """Loop reference: per pixel, whether it is one of scruff's top 3 rows under chalk, and
+    that chalk's thickness on its trace (0 elsewhere)."""
+    thickness, below = loop_body_thickness(labels)
+    top = np.zeros(labels.shape, bool)
+    above = np.zeros(labels.shape, np.int64)
+    for s, y, x in zip(*np.nonzero((labels == scruff) & (below < 3))):
+        row = y - below[s, y, x] - 1
+        if row >= 0 and labels[s, row, x] == chalk:
+            top[s, y, x] = True
+            above[s, y, x] = thickness[s, row, x]
+    return top, above
+
+
+def test_rare_classes_under_a_thin_unit(tmp_path, fake_train, monkeypatch):
+    """Fake predictions: the labels, except that `style-input` calls scruff's top 3 rows
+    chalk under chalk thinner than training's 10th percentile, and every method calls the
+    scruff top rows under thicker chalk on every (seed + 2)-th column chalk. The threshold
+    (from the training crosslines), shares and accuracies against a loop reference."""
+    import segforget.train as train_module
+    from segforget.data import load_data
+
+    data = load_data("synthetic:small:0")
+    chalk, scruff = CLASSES.index("rijnland_chalk"), CLASSES.index("scruff")
+    crossline = data.label_sections("train+val", "crossline")
+    thick, _ = loop_body_thickness(crossline)
+    contact = (crossline[:, :-1] == chalk) & (crossline[:, 1:] == scruff)
+    values = np.sort(thick[:, :-1][contact])
+    threshold = next(t for t in range(200) if (values <= t).sum() >= 0.1 * values.size)
+    tests = {}
+    for split in data.test_splits:
+        for view in data.views:
+            labels = data.label_sections(split, view)
+            top, above = _under_chalk(labels, chalk, scruff)
+            tests[(split, view)] = (labels, top & (above < threshold), top & (above >= threshold))
+    wrapped = train_module.train
+
+    def train(config, out, **kwargs):
+        metrics = wrapped(config, out, **kwargs)
+        (out / "predictions").mkdir()
+        for (split, view), (labels, thin, usual) in tests.items():
+            predicted = labels.copy()
+            if config.method.name == "style-input":
+                predicted[thin] = chalk
+            width = labels.shape[2]
+            column = np.arange(width)[None, None, :] % (config.train.seed + 2) == 0
+            predicted[usual & column] = chalk
+            np.save(out / "predictions" / f"{split}_{view}.npy", predicted.astype(np.uint8))
+        return metrics
+
+    monkeypatch.setattr(train_module, "train", train)
+    report = run_benchmark(tmp_path / "b", seeds=2, methods=["style-input"], epochs=1)
+    n_thin = sum(t.sum() for _, t, _ in tests.values())
+    n_usual = sum(u.sum() for _, _, u in tests.values())
+    share = n_thin / (n_thin + n_usual)
+    assert 0.05 < share < 0.95  # the synthetic test chalk is thinner than training's
+    for entry, thin_acc in (("baseline", 1.0), ("style-input", 0.0)):
+        usual_accs = []
+        for seed, run in enumerate(report["runs"][entry]):
+            row = run["beyond_training"]["scruff"]["under_thin"]
+            assert row["above"] == "rijnland_chalk" and row["thin_below"] == threshold
+            assert row["thin_share"] == pytest.approx(share)
+            assert row["thin"] == pytest.approx(thin_acc)
+            hit = sum(
+                (u & (np.arange(u.shape[2])[None, None, :] % (seed + 2) == 0)).sum()
+                for _, _, u in tests.values()
+            )
+            usual_accs.append(1 - hit / n_usual)
+            assert row["usual"] == pytest.approx(usual_accs[-1])
+        summary = report["summary"][entry]["beyond_training"]["scruff"]["under_thin"]
+        assert summary["usual"]["mean"] == pytest.approx(np.mean(usual_accs))
+        assert summary["usual"]["std"] == pytest.approx(np.std(usual_accs, ddof=1))
+    md = (tmp_path / "b" / "benchmark.md").read_text()
+    head = f"scruff under **thin** rijnland_chalk ({share * 100:.0f} %)"
+    assert head in md and f"scruff under rijnland_chalk >= {threshold} rows" in md
+    assert "| style-input | " in md.split(head)[1] and "**0.000 ± 0.000**" in md.split(head)[1]

@@ -207,9 +207,25 @@ def _beyond_training(
             "within": result[name]["within"]["accuracy"],
             "beyond": result[name]["beyond"]["accuracy"],
             "beyond_share": result[name]["beyond_share"],
+            "under_thin": _under_thin(result[name]["under_thin"]),
         }
         for name in rare
         if name in result
+    }
+
+
+def _under_thin(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The top rows of a class under a thin body of the class above (see
+    :meth:`~segforget.analysis.thickness.ThicknessAccumulator.result`): the class ``above``,
+    ``thin_below`` (rows), ``thin_share`` and the accuracies ``thin`` and ``usual``."""
+    if row is None:
+        return None
+    return {
+        "above": row["above"],
+        "thin_below": row["thin_below"],
+        "thin_share": row["thin_share"],
+        "thin": row["thin"]["accuracy"],
+        "usual": row["usual"]["accuracy"],
     }
 
 
@@ -348,8 +364,25 @@ def _mean_beyond_training(results: Sequence[Mapping[str, Any]]) -> dict[str, Any
             "beyond": _mean_std([r["beyond"] for r in found]),
             "beyond_share": found[0]["beyond_share"],
             "train_max_thickness": found[0]["train_max_thickness"],
+            "under_thin": _mean_under_thin([r.get("under_thin") for r in found]),
         }
         for name, found in rows.items()
+    }
+
+
+def _mean_under_thin(rows: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """Mean and std over seeds of ``thin`` and ``usual`` (the data-given rest from the first
+    run); None when a run has none (the same data gives every run the same pairs)."""
+    if not rows or any(row is None for row in rows):
+        return None
+    first = rows[0]
+    assert first is not None
+    return {
+        "above": first["above"],
+        "thin_below": first["thin_below"],
+        "thin_share": first["thin_share"],
+        "thin": _mean_std([r["thin"] for r in rows if r]),
+        "usual": _mean_std([r["usual"] for r in rows if r]),
     }
 
 
@@ -453,6 +486,49 @@ def _beyond_training_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> l
     return lines
 
 
+def _under_thin_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
+    """A table of each rare class's top-row test accuracy under a thin body of the class
+    above it and under the others, per method; only classes with at least
+    :data:`segforget.analysis.thickness.BEYOND_SHARE` of their top rows under thin ones."""
+    from segforget.analysis.thickness import BEYOND_SHARE, THIN_QUANTILE, TOP_ROWS
+
+    shown: dict[str, Mapping[str, Any]] = {}
+    for name in rare:
+        for entry in summary:
+            row = ((summary[entry].get("beyond_training") or {}).get(name) or {}).get("under_thin")
+            if row and row["thin_share"] >= BEYOND_SHARE:
+                shown[name] = row
+                break
+    if not shown:
+        return []
+    heads = "".join(
+        f" {name} under {row['above']} >= {row['thin_below']} rows "
+        f"({(1 - row['thin_share']) * 100:.0f} %) | {name} under **thin** {row['above']} "
+        f"({row['thin_share'] * 100:.0f} %) |"
+        for name, row in shown.items()
+    )
+    lines = [
+        "",
+        f"Rare classes under a thin unit: test accuracy of the top {TOP_ROWS} rows of each "
+        "class's bodies under a body of the class above it thinner than "
+        f"{1 - THIN_QUANTILE:.0%} of those on the training traces (**thin**; the model tends "
+        "to put the boundary as deep as training's thicker units would) and under the "
+        "others, mean ± std over seeds; the share of those top rows in brackets:",
+        "",
+        f"| method |{heads}",
+        "|---|" + "---|---|" * len(shown),
+    ]
+    missing = {"mean": None}
+    for entry in summary:
+        rows = summary[entry].get("beyond_training") or {}
+        cells = ""
+        for name in shown:
+            row = (rows.get(name) or {}).get("under_thin") or {}
+            cells += f" {_fmt(row.get('usual', missing))} | **{_fmt(row.get('thin', missing))}** |"
+        lines.append(f"| {entry} |{cells}")
+    return lines
+
+
 def _seed_range(settings: Mapping[str, Any]) -> str:
     """``12 (0-11)``: how many seeds a benchmark ran, and which."""
     first = int(settings.get("first_seed", 0))
@@ -506,6 +582,7 @@ def benchmark_markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"| {entry} | {cells} |")
     lines += _predicted_as_lines(summary, rare)
     lines += _beyond_training_lines(summary, rare)
+    lines += _under_thin_lines(summary, rare)
     comparisons = report.get("comparisons") or {}
     if comparisons:
         lines += ["", "Against the references (difference of means; * = beyond the spread):", ""]
