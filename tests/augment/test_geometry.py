@@ -13,6 +13,7 @@ from segforget.augment import build_method, region_centres, rotate_batch, warp_b
 from segforget.augment.geometry import (
     grow_displacement,
     insert_displacement,
+    thin_displacement,
     unit_rows,
     warp_displacement,
 )
@@ -305,7 +306,8 @@ def test_warp_options_and_errors():
     with pytest.raises(ValueError, match="`warp_width` to be > 0"):
         build_method("online", {"inner": "focus", "warp": 3.0, "warp_width": -0.1})
     with pytest.raises(
-        ValueError, match="`mode` to be one of \\['shift', 'stretch', 'insert', 'grow'\\]"
+        ValueError,
+        match="`mode` to be one of \\['shift', 'stretch', 'insert', 'grow', 'thin'\\]",
     ):
         build_method("warp", {"mode": "bend"})
     with pytest.raises(ValueError, match="`warp_mode` to be one of"):
@@ -527,3 +529,86 @@ def test_warps_errors_name_the_entry_and_key():
     # a chain warps once, in its last member
     chain = build_method("online", {"inner": "oversample+focus", "warps": [{"pixels": 4.0}]})
     assert [len(m.warps) for m in chain.inner.members] == [0, 1]
+
+
+def _uneven_units(height=40, width=12, thick=12, thin=4):
+    """Unit 0 on rows 0-9, unit 1 from row 10: ``thick`` rows on the left half of the
+    columns, ``thin`` rows on the right half; unit 2 below."""
+    labels = torch.zeros((height, width), dtype=torch.long)
+    for x in range(width):
+        t = thick if x < width // 2 else thin
+        labels[10 : 10 + t, x] = 1
+        labels[10 + t :, x] = 2
+    return labels
+
+
+def _apply(labels, offset, fill=255):
+    """Labels at the nearest source row of ``offset``; rows from outside the section: fill."""
+    height, width = labels.shape
+    source = (torch.arange(height, dtype=torch.float64)[:, None] + offset).round().long()
+    inside = (source >= 0) & (source < height)
+    out = labels[source.clamp(0, height - 1), torch.arange(width)[None, :]]
+    return torch.where(inside, out, torch.full_like(out, fill))
+
+
+def test_insert_cuts_only_the_units_rows_where_it_is_thinner_than_the_centres_depth():
+    """A cut of 8 at depth 10 of a unit 12 rows thick on the left and 4 on the right: the
+    left loses 8 rows of the unit; on the right the centre's depth lies below the unit, so
+    nothing is cut there (before the fix 2 rows of the unit and 6 of the next one went)."""
+    labels = _uneven_units()
+    out = _apply(labels, insert_displacement(labels, shift=-8.0, row=20, column=3, spread=100.0))
+    assert (out == 1).sum(dim=0)[:6].tolist() == [4] * 6
+    assert torch.equal(out[:, 6:], labels[:, 6:])
+    assert torch.equal((out == 2).sum(dim=0), (labels == 2).sum(dim=0))
+
+
+def test_thin_cuts_the_unit_from_above_its_bottom_row_on_every_column():
+    """Unit 1 (12 rows left, 4 right, top at row 10) thinned by 8 over a Gaussian of spread
+    3 at column 3: each column loses min(8 g(x), rows - 1, 1.5 * 10) rows of it (to a row:
+    nearest source rows); the unit below keeps every row; the unit above is stretched down
+    by as many rows (no row from outside the section); labels stay ordered; a negative size
+    or a unit of one row leave everything."""
+    labels = _uneven_units()
+    offset = thin_displacement(labels, rows=8.0, row=12, column=3, spread=3.0)
+    out = _apply(labels, offset)
+    gauss = np.exp(-((np.arange(12) - 3) ** 2) / (2 * 3.0**2))
+    before = (labels == 1).sum(dim=0).numpy()
+    cut = np.minimum(np.minimum(8 * gauss, before - 1), 15.0)
+    after = (out == 1).sum(dim=0).numpy()
+    assert (np.abs(after - (before - cut)) <= 1.0).all()
+    assert int(after[3]) == 4 and after[6:8].tolist() == [1, 1]  # the bottom row stays
+    assert torch.equal((out == 2).sum(dim=0), (labels == 2).sum(dim=0))
+    below = int(10 + before.max())
+    assert torch.equal(out[below:], labels[below:])
+    assert (np.abs((out == 0).sum(dim=0).numpy() - (10 + cut)) <= 1.0).all()
+    assert not bool((out == 255).any())
+    assert bool((out[1:] >= out[:-1]).all())
+    assert bool((thin_displacement(labels, rows=-5.0, row=12, column=3, spread=3.0) == 0).all())
+    one = _uneven_units(thick=1, thin=1)
+    assert bool((thin_displacement(one, rows=5.0, row=10, column=3, spread=3.0) == 0).all())
+
+
+def test_thin_mode_of_the_warp_thins_on_positive_draws_and_leaves_negative_ones():
+    """warp_batch in mode thin: the base unit (rows 32-39) of a sample drawn a positive
+    shift loses that many rows at the centre column (to half a row, at most 7); pixel
+    identity holds; a sample drawn a negative shift is returned bit for bit."""
+    batch = _layered_batch()
+    centres = torch.tensor([[36, 20], [36, 30], [26, 10]])
+    signs = set()
+    for seed in range(6):
+        out, draw = _warp_every_sample(batch, pixels=6.0, seed=seed, centres=centres, mode="thin")
+        for b in range(3):
+            shift = float((draw[0, b] * 2 - 1) * 6.0)
+            signs.add(shift > 0)
+            row, column = int(centres[b, 0]), int(centres[b, 1])
+            if shift <= 0:
+                for key in ("image", "label", "pixel_index"):
+                    assert torch.equal(out[key][b], batch[key][b])
+                continue
+            unit = row // 8
+            thickness = int((out["label"][b][:, column] == unit).sum())
+            assert abs(thickness - (8 - min(shift, 7))) <= 0.5 + 1e-9
+            valid = out["pixel_index"][b] >= 0
+            local = out["pixel_index"][b][valid] - [0, 2, 3][b] * H * W
+            assert torch.equal(out["label"][b][valid], batch["label"][0].reshape(-1)[local])
+    assert signs == {True, False}

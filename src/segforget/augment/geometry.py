@@ -16,7 +16,9 @@ prediction against the pixel it came from.
                         so rows of that unit are shown twice (made thicker with its own rows,
                         at its own frequency) or cut out (made thinner); mode ``"grow"``
                         composes inserts until the unit is thicker by the whole shift (a
-                        unit grown beyond its own thickness, never made thinner).
+                        unit grown beyond its own thickness, never made thinner); mode
+                        ``"thin"`` cuts the unit's rows above its bottom row (never made
+                        thicker).
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ __all__ = [
     "warp_displacement",
     "insert_displacement",
     "grow_displacement",
+    "thin_displacement",
     "unit_rows",
     "region_centres",
 ]
 
 #: How :func:`warp_displacement` treats the layers under the centre: moved rigidly, stretched
 #: between the centre and the unmoved bottom row, or left in place (rows inserted or cut above;
-#: ``"grow"``: inserted until the unit is thicker by the whole shift).
-WARP_MODES: tuple[str, ...] = ("shift", "stretch", "insert", "grow")
+#: ``"grow"``: inserted until the unit is thicker by the whole shift; ``"thin"``: rows of the
+#: unit cut until it is thinner by the whole shift).
+WARP_MODES: tuple[str, ...] = ("shift", "stretch", "insert", "grow", "thin")
 #: Most clipped inserts one grown unit composes (each adds at least half a row or ends it).
 _GROW_STEPS = 32
 _BUMP_MODES = WARP_MODES[:2]
@@ -194,6 +198,32 @@ def _ramp(ys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.sin(math.pi * ys[:, None] / (2 * rows.clamp(min=1)[None, :])) ** 2
 
 
+def _unit_runs(
+    labels: torch.Tensor, row: int, column: int
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The unit of pixel (row, column) on every trace: see :func:`unit_rows`.
+
+    Returns:
+        ``tops`` (W,) int64, the first row of the unit's run on each column, and ``lengths``
+        (W,) its rows (0 on columns without a run of the label); the centre's ``run_top`` and
+        ``run_length`` on ``column``.
+    """
+    height, width = labels.shape
+    unit = labels == labels[row, column]
+    starts = unit.clone()
+    starts[1:] &= ~unit[:-1]  # (H, W): the first row of every run of the label
+    ys = torch.arange(height)
+    run_top = int(ys[: row + 1][starts[: row + 1, column]].max())
+    # Run length from each row down: the rows of the label from there to its run's end.
+    length = torch.zeros((height + 1, width), dtype=torch.long)
+    for y in range(height - 1, -1, -1):
+        length[y] = torch.where(unit[y], length[y + 1] + 1, 0)
+    distance = torch.where(starts, (ys[:, None] - run_top).abs(), height + 1)
+    tops = distance.argmin(dim=0)  # (W,)
+    lengths = torch.where(starts.any(dim=0), length[tops, torch.arange(width)], 0)
+    return tops, lengths, run_top, int(length[run_top, column])
+
+
 def unit_rows(labels: torch.Tensor, row: int, column: int) -> tuple[torch.Tensor, ...]:
     """Where the unit of pixel (row, column) lies on every trace, at the centre's depth in it.
 
@@ -209,28 +239,18 @@ def unit_rows(labels: torch.Tensor, row: int, column: int) -> tuple[torch.Tensor
     Returns:
         ``rows`` (W,) int64, the row at the centre's depth in the unit; ``below`` (W,) the
         unit's rows from there down (that row included) and ``above`` (W,) its rows above
-        it; ``below`` is 0 on columns without such a run or where it is too thin.
+        it; both are 0 on columns without such a run or where it is too thin to reach that
+        row.
     """
-    height, width = labels.shape
-    unit = labels == labels[row, column]
-    starts = unit.clone()
-    starts[1:] &= ~unit[:-1]  # (H, W): the first row of every run of the label
-    ys = torch.arange(height)
-    run_top = int(ys[: row + 1][starts[: row + 1, column]].max())
-    # Run length from each row down: the rows of the label from there to its run's end.
-    length = torch.zeros((height + 1, width), dtype=torch.long)
-    for y in range(height - 1, -1, -1):
-        length[y] = torch.where(unit[y], length[y + 1] + 1, 0)
-    # At least a third of the way in: the rows just under the unit's top hold the reflection
+    height, _ = labels.shape
+    tops, lengths, run_top, run_length = _unit_runs(labels, row, column)
+    # At least a third of the way in: the rows just under a unit's top hold the reflection
     # of its top boundary, which repeated would put a boundary inside the unit.
-    depth = max(row - run_top, int(length[run_top, column]) // 3)
-    distance = torch.where(starts, (ys[:, None] - run_top).abs(), height + 1)
-    tops = distance.argmin(dim=0)  # (W,)
-    found = starts.any(dim=0)
-    columns = torch.arange(width)
+    depth = max(row - run_top, run_length // 3)
     rows = (tops + depth).clamp(max=height - 1)
-    below = torch.where(found & (length[tops, columns] > depth), length[tops, columns] - depth, 0)
-    above = torch.full((width,), depth, dtype=torch.long)
+    reaches = lengths > depth
+    below = torch.where(reaches, lengths - depth, 0)
+    above = torch.where(reaches, depth, 0)
     return rows, below, above
 
 
@@ -338,6 +358,47 @@ def grow_displacement(
 _insert_step = insert_displacement
 
 
+def thin_displacement(
+    labels: torch.Tensor,
+    *,
+    rows: float,
+    row: int,
+    column: int,
+    spread: float,
+) -> torch.Tensor:
+    """The vertical source offset of :func:`warp_batch` in mode ``"thin"`` for one sample.
+
+    The unit of pixel (row, column) (on every column, as in :func:`unit_rows`: top ``t(x)``,
+    bottom row ``b(x)``, ``l(x)`` rows) is made thinner by ``c(x) = min(rows * g(x), l(x) -
+    1, 1.5 t(x))`` rows (``g`` the bump's Gaussian across, 1 at ``column``), cut from just
+    above its bottom row: ``offset[y, x] = -c(x)`` from the unit's new top ``T(x) = t(x) +
+    c(x)`` down to ``b(x)``, ``-c(x) * sin²(π y / (2 T(x)))`` above it (the layers above
+    stretched down to fill, bending back to the unmoved top row; the bound ``1.5 t`` keeps
+    depth increasing down every trace) and 0 from ``b(x)`` down (the bottom row and the
+    layers under it stay). Only rows of the unit are cut, never all of them; ``rows`` <= 0
+    leaves the sample as it is (a thinned unit is never made thicker). Columns without the
+    unit stay.
+
+    Args:
+        labels: (H, W) the sample's labels.
+
+    Returns:
+        (H, W) float64: the output pixel (y, x) shows the source (y + offset, x).
+    """
+    height, width = labels.shape
+    if rows <= 0:
+        return torch.zeros((height, width), dtype=torch.float64)
+    tops, lengths, _, _ = _unit_runs(labels, row, column)
+    top = tops.to(torch.float64)
+    bottom = top + lengths.double() - 1
+    room = torch.minimum((lengths - 1).clamp(min=0).double(), top * _MONOTONE_SHARE / 0.4)
+    cut = torch.minimum(room, float(rows) * _across(width, column, spread))  # (W,)
+    new_top = top + cut
+    ys = torch.arange(height, dtype=torch.float64)[:, None]
+    ramp = torch.where(ys < new_top[None, :], _ramp(ys[:, 0], new_top), 1.0)
+    return torch.where(ys < bottom[None, :], -ramp * cut[None, :], 0.0)
+
+
 def warp_batch(
     batch: dict[str, Any],
     *,
@@ -364,9 +425,11 @@ def warp_batch(
         centres: optional (B, 2) int64 (row, column) per sample; a negative row means none
             (that sample's centre is drawn).
         mode: ``"shift"``, ``"stretch"`` (see :func:`warp_displacement`), ``"insert"``
-            (see :func:`insert_displacement`, which reads ``label``) or ``"grow"`` (see
+            (see :func:`insert_displacement`, which reads ``label``), ``"grow"`` (see
             :func:`grow_displacement`: a positive shift makes the centre's unit thicker by
-            that many rows, a negative one leaves the sample as it is).
+            that many rows, a negative one leaves the sample as it is) or ``"thin"`` (see
+            :func:`thin_displacement`: a positive shift makes it thinner by that many rows, at
+            most all but one, a negative one leaves the sample).
 
     Returns:
         A new dict with warped ``image``, ``label``, ``pixel_index`` (other keys shared);
@@ -391,11 +454,10 @@ def warp_batch(
         shape = dict(shift=float(shifts[b]), row=int(rows[b]), column=int(columns[b]))
         if mode == "insert":
             offset = insert_displacement(batch["label"][b], spread=width * width_px, **shape)
-        elif mode == "grow":
-            grow_by = shape.pop("shift")
-            offset = grow_displacement(
-                batch["label"][b], rows=grow_by, spread=width * width_px, **shape
-            )
+        elif mode in ("grow", "thin"):
+            resize = grow_displacement if mode == "grow" else thin_displacement
+            by = shape.pop("shift")
+            offset = resize(batch["label"][b], rows=by, spread=width * width_px, **shape)
         else:
             offset = warp_displacement(
                 height, width_px, spread=width * width_px, mode=mode, **shape

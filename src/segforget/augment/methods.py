@@ -180,7 +180,10 @@ class Warp(_Geometric):
     move rigidly; ``"stretch"``: they are stretched or squeezed against the unmoved bottom
     row, so a unit at the base becomes thicker or thinner; ``"insert"``: the centre's unit
     becomes thicker or thinner with its own rows, following it across the section, its
-    texture not stretched; see :func:`segforget.augment.geometry.insert_displacement`).
+    texture not stretched; see :func:`segforget.augment.geometry.insert_displacement`;
+    ``"grow"``: the unit made thicker by the whole positive shift, negative draws left;
+    ``"thin"``: the unit made thinner by the whole positive shift (at most all its rows but
+    one), negative draws left; see :func:`segforget.augment.geometry.thin_displacement`).
     """
 
     name = "warp"
@@ -297,10 +300,10 @@ class RegionMethod(TrainingMethod):
             warp_width: the bump's lateral spread (0.15 of the section width); warp_scope:
             ``"regions"`` (default): only the samples that hold selected pixels, the bump
             centred on one of them; ``"all"``: every sample, centred on a random pixel;
-            warp_mode: ``"shift"`` (default), ``"stretch"``, ``"insert"`` or ``"grow"`` (see
-            :class:`Warp`); warp_class: a class name, the bump's centres only on pixels of
-            that class (selected ones with scope ``"regions"``; a sample without one is not
-            warped; default: none, any class).
+            warp_mode: ``"shift"`` (default), ``"stretch"``, ``"insert"``, ``"grow"`` or
+            ``"thin"`` (see :class:`Warp`); warp_class: a class name, the bump's centres only
+            on pixels of that class (selected ones with scope ``"regions"``; a sample without
+            one is not warped; default: none, any class).
         warps: more warps, applied in order after the flat one: a list of mappings with keys
             ``pixels``, ``p``, ``width``, ``mode``, ``scope`` and ``class`` (the flat options'
             meanings and defaults; see :class:`WarpSpec`), e.g. ``[{"pixels": 10.0, "mode":
