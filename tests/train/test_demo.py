@@ -10,7 +10,7 @@ from rich.console import Console
 from helpers import assert_user_error, run_cli
 from segforget.augment.methods import Online
 from segforget.train import load_run
-from segforget.train.demo import DEMO_EPOCHS, DEMO_OPTIONS, demo_options, run_demo
+from segforget.train.demo import DEMO_EPOCHS, DEMO_OPTIONS, DEMO_TRAIN, demo_options, run_demo
 
 
 def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
@@ -36,6 +36,10 @@ def test_demo_pipeline_on_tiny_data(tiny_survey, tmp_path):
     method_run = load_run(tmp_path / "demo" / "online")
     assert method_run.config["method"]["name"] == "online"
     assert method_run.config["method"]["options"] == {**DEMO_OPTIONS["online"], "warmup": 1}
+    # the method's run takes the demo's training settings (the weight average), the baseline not
+    assert DEMO_TRAIN["online"] == {"ema": 0.9}
+    assert method_run.config["train"]["ema"] == 0.9 and run.config["train"]["ema"] == 0.0
+    assert method_run.config["train"]["lr"] == run.config["train"]["lr"]
     # --quick trains 2 epochs: the regions are refreshed after the first, so the second epoch
     # trains with them (with the default warm-up of 2 it would train as the baseline)
     first = method_run.metrics["history"][0]["method"]
@@ -65,3 +69,12 @@ def test_demo_options_cut_the_online_warmup_only_for_a_short_run():
     options = demo_options("online", 2)
     options["gain"] = 0.0  # a copy: the demo's defaults stay as they are
     assert DEMO_OPTIONS["online"]["gain"] == 2.0
+
+
+def test_demo_options_leave_the_warp_out_when_the_data_lacks_its_class():
+    names = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
+    assert DEMO_OPTIONS["online"]["warp_class"] == "zechstein"
+    assert demo_options("online", DEMO_EPOCHS, names) == DEMO_OPTIONS["online"]
+    other = demo_options("online", DEMO_EPOCHS, ["background", "cell"])
+    assert not {"warp", "warp_mode", "warp_class"} & set(other)
+    assert other["inner"] == "focus" and other["rotate"] == 10.0
