@@ -442,91 +442,109 @@ def _predicted_as_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list
     return lines
 
 
-def _beyond_training_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
-    """A table of each rare class's test accuracy in bodies thicker than any on a training
-    trace and in the others, per method; only classes with at least
-    :data:`segforget.analysis.thickness.BEYOND_SHARE` of their test pixels there."""
+def _split_table(
+    summary: Mapping[str, Any],
+    rare: Sequence[str],
+    *,
+    row_of: Callable[[Mapping[str, Any], str], Mapping[str, Any] | None],
+    share_key: str,
+    head: Callable[[str, Mapping[str, Any]], str],
+    intro: str,
+    keys: tuple[str, str],
+) -> list[str]:
+    """A per-method table of each rare class's accuracy on two sides of a split (``keys``:
+    the plain side's and the bold side's means in the row :func:`row_of` gives for an entry
+    and a class); only the classes with at least
+    :data:`segforget.analysis.thickness.BEYOND_SHARE` (``share_key`` of the row) on the bold
+    side in some entry; ``head`` writes a class's two column heads."""
     from segforget.analysis.thickness import BEYOND_SHARE
 
     shown: dict[str, Mapping[str, Any]] = {}
     for name in rare:
         for entry in summary:
-            row = (summary[entry].get("beyond_training") or {}).get(name)
-            if row and row["beyond_share"] is not None and row["beyond_share"] >= BEYOND_SHARE:
+            row = row_of(summary[entry], name)
+            if row and row[share_key] is not None and row[share_key] >= BEYOND_SHARE:
                 shown[name] = row
                 break
     if not shown:
         return []
-    heads = "".join(
-        f" {name}: within (<= {row['train_max_thickness']} rows, "
-        f"{(1 - row['beyond_share']) * 100:.0f} %) | {name}: **beyond** "
-        f"({row['beyond_share'] * 100:.0f} %) |"
-        for name, row in shown.items()
-    )
-    lines = [
-        "",
+    heads = "".join(head(name, row) for name, row in shown.items())
+    lines = ["", intro, "", f"| method |{heads}", "|---|" + "---|---|" * len(shown)]
+    missing = {"mean": None}
+    for entry in summary:
+        cells = ""
+        for name in shown:
+            row = row_of(summary[entry], name) or {}
+            cells += f" {_fmt(row.get(keys[0], missing))} | **{_fmt(row.get(keys[1], missing))}** |"
+        lines.append(f"| {entry} |{cells}")
+    return lines
+
+
+def _beyond_training_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
+    """A table of each rare class's test accuracy in bodies thicker than any on a training
+    trace and in the others, per method; only classes with at least
+    :data:`segforget.analysis.thickness.BEYOND_SHARE` of their test pixels there."""
+
+    def row_of(entry: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+        return (entry.get("beyond_training") or {}).get(name)
+
+    def head(name: str, row: Mapping[str, Any]) -> str:
+        return (
+            f" {name}: within (<= {row['train_max_thickness']} rows, "
+            f"{(1 - row['beyond_share']) * 100:.0f} %) | {name}: **beyond** "
+            f"({row['beyond_share'] * 100:.0f} %) |"
+        )
+
+    intro = (
         "Rare classes in test bodies thicker than any of the class on a training trace (a "
         "geometry the training data does not show; a body is an unbroken vertical run of the "
         "class on one trace): test accuracy there (*beyond*) and in the other bodies "
         "(*within*, no thicker than the thickest training body), mean ± std over seeds; the "
-        "share of the class's test pixels in brackets:",
-        "",
-        f"| method |{heads}",
-        "|---|" + "---|---|" * len(shown),
-    ]
-    missing = {"mean": None}
-    for entry in summary:
-        rows = summary[entry].get("beyond_training") or {}
-        cells = "".join(
-            f" {_fmt(rows.get(name, {}).get('within', missing))} |"
-            f" **{_fmt(rows.get(name, {}).get('beyond', missing))}** |"
-            for name in shown
-        )
-        lines.append(f"| {entry} |{cells}")
-    return lines
+        "share of the class's test pixels in brackets:"
+    )
+    return _split_table(
+        summary,
+        rare,
+        row_of=row_of,
+        share_key="beyond_share",
+        head=head,
+        intro=intro,
+        keys=("within", "beyond"),
+    )
 
 
 def _under_thin_lines(summary: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
     """A table of each rare class's top-row test accuracy under a thin body of the class
     above it and under the others, per method; only classes with at least
     :data:`segforget.analysis.thickness.BEYOND_SHARE` of their top rows under thin ones."""
-    from segforget.analysis.thickness import BEYOND_SHARE, THIN_QUANTILE, TOP_ROWS
+    from segforget.analysis.thickness import THIN_QUANTILE, TOP_ROWS
 
-    shown: dict[str, Mapping[str, Any]] = {}
-    for name in rare:
-        for entry in summary:
-            row = ((summary[entry].get("beyond_training") or {}).get(name) or {}).get("under_thin")
-            if row and row["thin_share"] >= BEYOND_SHARE:
-                shown[name] = row
-                break
-    if not shown:
-        return []
-    heads = "".join(
-        f" {name} under {row['above']} >= {row['thin_below']} rows "
-        f"({(1 - row['thin_share']) * 100:.0f} %) | {name} under **thin** {row['above']} "
-        f"({row['thin_share'] * 100:.0f} %) |"
-        for name, row in shown.items()
-    )
-    lines = [
-        "",
+    def row_of(entry: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+        return ((entry.get("beyond_training") or {}).get(name) or {}).get("under_thin")
+
+    def head(name: str, row: Mapping[str, Any]) -> str:
+        return (
+            f" {name} under {row['above']} >= {row['thin_below']} rows "
+            f"({(1 - row['thin_share']) * 100:.0f} %) | {name} under **thin** {row['above']} "
+            f"({row['thin_share'] * 100:.0f} %) |"
+        )
+
+    intro = (
         f"Rare classes under a thin unit: test accuracy of the top {TOP_ROWS} rows of each "
         "class's bodies under a body of the class above it thinner than "
         f"{1 - THIN_QUANTILE:.0%} of those on the training traces (**thin**; the model tends "
         "to put the boundary as deep as training's thicker units would) and under the "
-        "others, mean ± std over seeds; the share of those top rows in brackets:",
-        "",
-        f"| method |{heads}",
-        "|---|" + "---|---|" * len(shown),
-    ]
-    missing = {"mean": None}
-    for entry in summary:
-        rows = summary[entry].get("beyond_training") or {}
-        cells = ""
-        for name in shown:
-            row = (rows.get(name) or {}).get("under_thin") or {}
-            cells += f" {_fmt(row.get('usual', missing))} | **{_fmt(row.get('thin', missing))}** |"
-        lines.append(f"| {entry} |{cells}")
-    return lines
+        "others, mean ± std over seeds; the share of those top rows in brackets:"
+    )
+    return _split_table(
+        summary,
+        rare,
+        row_of=row_of,
+        share_key="thin_share",
+        head=head,
+        intro=intro,
+        keys=("usual", "thin"),
+    )
 
 
 def _seed_range(settings: Mapping[str, Any]) -> str:
