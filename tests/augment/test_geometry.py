@@ -372,32 +372,6 @@ def test_grown_unit_gains_the_asked_rows_from_its_own_rows():
     assert bool((grow_displacement(thin, rows=12.0, row=39, column=15, spread=3.0) == 0).all())
 
 
-def test_grow_mode_of_the_warp_grows_on_positive_draws_and_leaves_negative_ones():
-    """warp_batch in mode grow: the base unit (rows 32-39) of a sample drawn a positive shift
-    is that much thicker at the centre column (to half a row), pixel identity holds, labels
-    stay ordered; a sample drawn a negative shift is returned bit for bit."""
-    batch = _layered_batch()
-    centres = torch.tensor([[36, 20], [36, 30], [36, 10]])
-    signs = set()
-    for seed in range(6):
-        out, draw = _warp_every_sample(batch, pixels=6.0, seed=seed, centres=centres, mode="grow")
-        for b in range(3):
-            shift = float((draw[0, b] * 2 - 1) * 6.0)
-            signs.add(shift > 0)
-            column = int(centres[b, 1])
-            if shift <= 0:
-                for key in ("image", "label", "pixel_index"):
-                    assert torch.equal(out[key][b], batch[key][b])
-                continue
-            thickness = int((out["label"][b][:, column] == 4).sum())
-            assert abs(thickness - (8 + shift)) <= 0.5 + 1e-9
-            valid = out["pixel_index"][b] >= 0
-            local = out["pixel_index"][b][valid] - [0, 2, 3][b] * H * W
-            assert torch.equal(out["label"][b][valid], batch["label"][0].reshape(-1)[local])
-            assert bool((out["label"][b][1:] >= out["label"][b][:-1]).all())
-    assert signs == {True, False}
-
-
 def _with_classes(**options):
     """_focus on a data set whose classes are named c0..c4."""
     from types import SimpleNamespace
@@ -588,15 +562,25 @@ def test_thin_cuts_the_unit_from_above_its_bottom_row_on_every_column():
     assert bool((thin_displacement(one, rows=5.0, row=10, column=3, spread=3.0) == 0).all())
 
 
-def test_thin_mode_of_the_warp_thins_on_positive_draws_and_leaves_negative_ones():
-    """warp_batch in mode thin: the base unit (rows 32-39) of a sample drawn a positive
-    shift loses that many rows at the centre column (to half a row, at most 7); pixel
-    identity holds; a sample drawn a negative shift is returned bit for bit."""
+@pytest.mark.parametrize(
+    ("mode", "centres", "expected"),
+    [
+        ("grow", [[36, 20], [36, 30], [36, 10]], lambda shift: 8 + shift),
+        ("thin", [[36, 20], [36, 30], [26, 10]], lambda shift: 8 - min(shift, 7)),
+    ],
+)
+def test_grow_and_thin_modes_resize_on_positive_draws_and_leave_negative_ones(
+    mode, centres, expected
+):
+    """warp_batch in mode grow / thin: the centre's unit (8 rows) of a sample drawn a positive
+    shift is that much thicker / thinner (at most 7 rows cut) at the centre column, to half a
+    row; pixel identity holds; labels stay ordered; a sample drawn a negative shift is
+    returned bit for bit."""
     batch = _layered_batch()
-    centres = torch.tensor([[36, 20], [36, 30], [26, 10]])
+    centres = torch.tensor(centres)
     signs = set()
     for seed in range(6):
-        out, draw = _warp_every_sample(batch, pixels=6.0, seed=seed, centres=centres, mode="thin")
+        out, draw = _warp_every_sample(batch, pixels=6.0, seed=seed, centres=centres, mode=mode)
         for b in range(3):
             shift = float((draw[0, b] * 2 - 1) * 6.0)
             signs.add(shift > 0)
@@ -605,10 +589,10 @@ def test_thin_mode_of_the_warp_thins_on_positive_draws_and_leaves_negative_ones(
                 for key in ("image", "label", "pixel_index"):
                     assert torch.equal(out[key][b], batch[key][b])
                 continue
-            unit = row // 8
-            thickness = int((out["label"][b][:, column] == unit).sum())
-            assert abs(thickness - (8 - min(shift, 7))) <= 0.5 + 1e-9
+            thickness = int((out["label"][b][:, column] == row // 8).sum())
+            assert abs(thickness - expected(shift)) <= 0.5 + 1e-9
             valid = out["pixel_index"][b] >= 0
             local = out["pixel_index"][b][valid] - [0, 2, 3][b] * H * W
             assert torch.equal(out["label"][b][valid], batch["label"][0].reshape(-1)[local])
+            assert bool((out["label"][b][1:] >= out["label"][b][:-1]).all())
     assert signs == {True, False}
