@@ -197,3 +197,26 @@ def test_resume_rejects_new_configuration(tmp_path):
         run_cli(["train", "--out", tmp_path, "--resume", "--lr", "0.1"]),
         "only --out, --epochs and --device with --resume",
     )
+
+
+def test_the_best_entry_example_config_is_the_demo_s_method_and_trains(tiny_survey, tmp_path):
+    from pathlib import Path
+
+    from segforget.train.config import load_config
+    from segforget.train.demo import DEMO_METHOD, DEMO_OPTIONS, DEMO_TRAIN
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "best-entry.yaml"
+    config = load_config(example, ["data.spec=synthetic:small"]).validate()
+    assert config.method.name == DEMO_METHOD
+    assert config.method.options == DEMO_OPTIONS[DEMO_METHOD]
+    assert config.train.ema == DEMO_TRAIN[DEMO_METHOD]["ema"]
+    out = tmp_path / "best"
+    result = _train_tiny(
+        tiny_survey, out, "--config", example, "--epochs", 2, "--batch-size", 4,
+        "--set", "method.options.warmup=1",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    run = load_run(out)
+    assert run.config["method"]["options"]["warps"] == DEMO_OPTIONS[DEMO_METHOD]["warps"]
+    assert run.config["train"]["ema"] == 0.9
+    assert run.metrics["history"][0]["method"]["refreshes"] == 1

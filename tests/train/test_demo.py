@@ -74,7 +74,15 @@ def test_demo_options_cut_the_online_warmup_only_for_a_short_run():
 def test_demo_options_leave_the_warp_out_when_the_data_lacks_its_class():
     names = ["upper_ns", "middle_ns", "lower_ns", "rijnland_chalk", "scruff", "zechstein"]
     assert DEMO_OPTIONS["online"]["warp_class"] == "zechstein"
+    assert [w["class"] for w in DEMO_OPTIONS["online"]["warps"]] == ["rijnland_chalk"]
     assert demo_options("online", DEMO_EPOCHS, names) == DEMO_OPTIONS["online"]
     other = demo_options("online", DEMO_EPOCHS, ["background", "cell"])
-    assert not {"warp", "warp_mode", "warp_class"} & set(other)
+    assert not {"warp", "warp_mode", "warp_class", "warps"} & set(other)
     assert other["inner"] == "focus" and other["rotate"] == 10.0
+    # each warp on its own: the salt's without the chalk, the chalk's without the salt
+    no_chalk = demo_options("online", DEMO_EPOCHS, [n for n in names if n != "rijnland_chalk"])
+    assert no_chalk["warp_class"] == "zechstein" and "warps" not in no_chalk
+    no_salt = demo_options("online", DEMO_EPOCHS, [n for n in names if n != "zechstein"])
+    assert "warp" not in no_salt and no_salt["warps"] == DEMO_OPTIONS["online"]["warps"]
+    no_salt["warps"][0]["pixels"] = 1.0  # a copy: the demo's defaults stay as they are
+    assert DEMO_OPTIONS["online"]["warps"][0]["pixels"] == 10.0
